@@ -1,0 +1,222 @@
+"""Short-time Fourier transform and its windowed least-squares inverse, coded by hand.
+
+The forward transform frames the signal, multiplies each frame by the analysis window and
+takes NumPy's real FFT.  The inverse takes the inverse FFT of each column, windows it again,
+overlap-adds the frames (a Numba kernel, :func:`scratchnet.kernels.overlap_add`) and divides
+by the overlap-added squared window.  That is the least-squares estimate of Griffin & Lim
+(1984): it returns the signal exactly for any window and hop that satisfy the NOLA condition
+(the summed squared window is nowhere zero), not only for COLA pairs.
+
+Conventions follow librosa: spectrograms are ``(F, T)`` with ``F = 1 + n_fft // 2``, and with
+``center=True`` the signal is zero-padded by ``n_fft // 2`` on both sides so that frame ``t``
+is centred on sample ``t * hop_length``.  The phase of each frame is relative to the frame's
+first sample (SciPy's ``ShortTimeFFT(..., phase_shift=None)``), and there is no scaling: the
+transform of a frame is ``sum_n x[n] w[n] exp(-2j pi k n / n_fft)``.
+
+Huang et al. (2014) use a 1024-point STFT with 50 % overlap (hop 512) and the sine window
+``w[n] = sin(pi (n + 1/2) / N)``, whose squares sum to one at that hop (Princen-Bradley).
+"""
+import numpy as np
+
+from .errors import ScratchnetError
+from .kernels import overlap_add
+
+#: Defaults used across the package (Huang et al. 2014), derived in this one place.
+N_FFT = 1024
+HOP_LENGTH = 512
+WINDOW = "sine"
+SAMPLE_RATE = 16000
+
+
+def get_window(window, n_fft):
+    """Return an analysis window of length ``n_fft`` as float64.
+
+    Parameters
+    ----------
+    window : {"hann", "sine", "boxcar"} or array_like
+        ``"hann"`` is the periodic Hann window ``0.5 - 0.5 cos(2 pi n / N)`` (the DFT-even
+        form used for spectral analysis); ``"sine"`` is ``sin(pi (n + 1/2) / N)``, Huang's
+        window; ``"boxcar"`` is all ones.  An array must have length ``n_fft``.
+    n_fft : int
+        Window length in samples.
+
+    Examples
+    --------
+    >>> w = get_window("sine", 1024)
+    >>> float(np.max(np.abs(w[:512] ** 2 + w[512:] ** 2 - 1)))  # doctest: +SKIP
+    0.0
+    """
+    n = np.arange(n_fft)
+    if isinstance(window, str):
+        if window == "hann":
+            return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)
+        if window == "sine":
+            return np.sin(np.pi * (n + 0.5) / n_fft)
+        if window in ("boxcar", "rect", "ones"):
+            return np.ones(n_fft)
+        raise ScratchnetError(f"unknown window {window!r}: use 'hann', 'sine', 'boxcar' or an array")
+    w = np.asarray(window, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n_fft:
+        raise ScratchnetError(f"window array has shape {w.shape}, expected ({n_fft},) for {n_fft=}")
+    return w
+
+
+def _check_params(n_fft, hop_length):
+    if not isinstance(n_fft, (int, np.integer)) or n_fft < 2:
+        raise ScratchnetError(f"{n_fft=} must be an integer >= 2")
+    if not isinstance(hop_length, (int, np.integer)) or hop_length < 1:
+        raise ScratchnetError(f"{hop_length=} must be a positive integer")
+    if hop_length > n_fft:
+        raise ScratchnetError(f"{hop_length=} must not exceed {n_fft=}: samples would be skipped")
+
+
+def window_sumsquare(w, hop_length):
+    """Per-phase sum of the squared window over all frames overlapping a sample, shape (hop,).
+
+    Sample ``s`` deep inside a long signal receives ``sum_k w[(s mod hop) + k*hop]**2``.
+    """
+    w2 = w ** 2
+    n = w.shape[0]
+    return np.array([w2[i::hop_length].sum() for i in range(min(hop_length, n))])
+
+
+def check_nola(window, *, n_fft, hop_length, tol=1e-10):
+    """Raise ``ScratchnetError`` unless the window and hop satisfy NOLA.
+
+    NOLA (nonzero overlap-add): the squared window, overlap-added at ``hop_length``, is nowhere
+    zero, so the least-squares inverse can divide by it.  Relative tolerance ``tol`` against
+    the largest value.
+    """
+    _check_params(n_fft, hop_length)
+    w = get_window(window, n_fft)
+    ss = window_sumsquare(w, hop_length)
+    if ss.size < hop_length or ss.min() <= tol * max(ss.max(), np.finfo(float).tiny):
+        name = window if isinstance(window, str) else "array"
+        raise ScratchnetError(
+            f"window={name!r} with {n_fft=} and {hop_length=} violates NOLA: "
+            f"the overlap-added squared window is zero at some samples, so the STFT is not invertible")
+    return True
+
+
+def n_frames(n_samples, *, n_fft=N_FFT, hop_length=HOP_LENGTH, center=True):
+    """Number of STFT frames for a signal of ``n_samples`` (librosa's convention)."""
+    if center:
+        return 1 + n_samples // hop_length
+    return 1 + (n_samples - n_fft) // hop_length
+
+
+def frame(x, *, n_fft, hop_length):
+    """View of ``x`` as overlapping frames, shape (T, n_fft); frame t is x[t*hop : t*hop+n_fft]."""
+    T = 1 + (x.shape[0] - n_fft) // hop_length
+    return np.lib.stride_tricks.as_strided(
+        x, shape=(T, n_fft), strides=(x.strides[0] * hop_length, x.strides[0]), writeable=False)
+
+
+def stft(x, *, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, center=True):
+    """Short-time Fourier transform of a mono signal.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n,)
+        Real signal; float32 gives complex64, anything else complex128.
+    n_fft : int
+        Frame length and FFT size.
+    hop_length : int
+        Samples between the starts of successive frames.
+    window : str or ndarray
+        See :func:`get_window`.
+    center : bool
+        Zero-pad ``n_fft // 2`` samples at both ends so that frame t is centred at
+        ``t * hop_length``.
+
+    Returns
+    -------
+    S : ndarray, shape (1 + n_fft // 2, T)
+        ``S[k, t] = sum_n x_pad[t*hop + n] w[n] exp(-2j pi k n / n_fft)``.
+
+    Notes
+    -----
+    ``T = 1 + n // hop_length`` with ``center=True``, ``1 + (n - n_fft) // hop_length``
+    without.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> x = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    >>> S = stft(x, n_fft=1024, hop_length=512, window="sine")
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.imshow(20 * np.log10(np.abs(S) + 1e-8), origin="lower", aspect="auto")
+    """
+    _check_params(n_fft, hop_length)
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ScratchnetError(f"stft expects a mono signal of shape (n,), got shape {x.shape}")
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    x = x.astype(dtype, copy=False)
+    w = get_window(window, n_fft).astype(dtype)
+    if center:
+        pad = n_fft // 2
+        x = np.pad(x, (pad, pad))
+    if x.shape[0] < n_fft:
+        raise ScratchnetError(
+            f"signal of {x.shape[0]} samples is shorter than one frame ({n_fft=}, {center=})")
+    frames = frame(np.ascontiguousarray(x), n_fft=n_fft, hop_length=hop_length)  # T,n_fft
+    return np.fft.rfft(frames * w, axis=1).T  # F,T
+
+
+def istft(S, *, n_fft=None, hop_length=HOP_LENGTH, window=WINDOW, center=True, length=None):
+    """Windowed least-squares inverse of :func:`stft`.
+
+    Parameters
+    ----------
+    S : ndarray, shape (1 + n_fft // 2, T)
+        Complex spectrogram.
+    n_fft : int, optional
+        Defaults to ``2 * (F - 1)``; pass it for odd FFT sizes.
+    hop_length, window, center
+        As given to :func:`stft`.
+    length : int, optional
+        Trim or zero-pad the output to exactly this many samples.
+
+    Returns
+    -------
+    y : ndarray, shape (length,) or (n,)
+
+    Notes
+    -----
+    ``y[s] = sum_t w[s - t*hop] frame_t[s - t*hop] / sum_t w[s - t*hop]**2``, the signal whose
+    STFT is closest to ``S`` in the least-squares sense (Griffin & Lim, 1984).  Samples where
+    the denominator vanishes can only lie at the outer edges of an uncentred transform; they
+    are left at zero.
+    """
+    S = np.asarray(S)
+    if S.ndim != 2:
+        raise ScratchnetError(f"istft expects a spectrogram of shape (F, T), got shape {S.shape}")
+    F, T = S.shape
+    if n_fft is None:
+        n_fft = 2 * (F - 1)
+    if F != 1 + n_fft // 2:
+        raise ScratchnetError(f"spectrogram has {F} bins, expected {1 + n_fft // 2} for {n_fft=}")
+    check_nola(window, n_fft=n_fft, hop_length=hop_length)
+    dtype = np.float32 if S.dtype == np.complex64 else np.float64
+    w = get_window(window, n_fft).astype(dtype)
+    frames = np.fft.irfft(S.T, n=n_fft, axis=1).astype(dtype, copy=False) * w  # T,n_fft
+    n_total = n_fft + hop_length * (T - 1)
+    y = overlap_add(frames, hop_length, n_total)
+    wss = overlap_add(np.broadcast_to(w * w, (T, n_fft)), hop_length, n_total)
+    nonzero = wss > np.finfo(dtype).tiny * 1e3
+    y[nonzero] /= wss[nonzero]
+    if center:
+        y = y[n_fft // 2:]
+    if length is not None:
+        y = y[:length] if y.shape[0] >= length else np.pad(y, (0, length - y.shape[0]))
+    elif center:
+        y = y[: y.shape[0] - n_fft // 2]
+    return y
+
+
+def magphase(S):
+    """Split a complex spectrogram into magnitude and unit phase, ``S = mag * phase``."""
+    mag = np.abs(S)
+    phase = np.exp(1j * np.angle(S)).astype(S.dtype)
+    return mag, phase
