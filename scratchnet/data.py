@@ -1,0 +1,205 @@
+"""MIR-1K: finding the clips, the named splits, Huang's mixtures, augmentation and training batches.
+
+A MIR-1K clip is a stereo file ``<singer>_<song>_<clip>.wav|.flac`` whose left channel is the
+accompaniment and right channel the singing voice.  Huang et al. (2014) scale each source to
+unit L2 norm and sum them, a 0 dB mixture; they train on the 175 clips of singers abjones and
+amy and test on the rest.  Training mixtures are multiplied by circular shifts: the
+accompaniment rotated against the vocals in steps of 10,000 samples, each shift a new mixture.
+
+Nothing here holds the augmented set in memory: :class:`SequenceStream` makes each batch from
+the clips' waveforms on the fly, a small pool of (clip, shift) pairs at a time.
+"""
+import dataclasses
+import os
+import re
+
+import numpy as np
+
+from . import audio
+from .errors import ScratchnetError
+from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, stft
+
+AUDIO_EXTENSIONS = (".wav", ".flac")
+HUANG_TRAIN_SINGERS = ("abjones", "amy")
+SPLITS = ("huang", "amer", "course")
+_NAME = re.compile(r"^(?P<singer>[A-Za-z0-9]+)_(?P<song>\d+)_(?P<clip>\d+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One MIR-1K clip on disk: ``name`` is the file stem, e.g. ``"abjones_1_01"``."""
+    name: str
+    path: str
+    singer: str
+
+
+def find_clips(data_dir):
+    """All MIR-1K clips (``.wav`` or ``.flac``) in ``data_dir``, sorted by name.
+
+    When both a ``.wav`` and a ``.flac`` of one clip exist, the ``.wav`` is used.
+    Raises :class:`ScratchnetError` if the folder is missing or holds no MIR-1K clip.
+    """
+    if not os.path.isdir(data_dir):
+        raise ScratchnetError(f"data folder {data_dir!r} does not exist or is not a folder")
+    clips = {}
+    for entry in sorted(os.listdir(data_dir)):
+        stem, ext = os.path.splitext(entry)
+        m = _NAME.match(stem)
+        if ext.lower() not in AUDIO_EXTENSIONS or m is None:
+            continue
+        if stem in clips and ext.lower() != ".wav":
+            continue
+        clips[stem] = Clip(stem, os.path.join(data_dir, entry), m.group("singer"))
+    if not clips:
+        raise ScratchnetError(
+            f"no MIR-1K clips (<singer>_<song>_<clip>.wav or .flac) found in {data_dir!r}")
+    return [clips[k] for k in sorted(clips)]
+
+
+def split(clips, name="huang", *, seed=0):
+    """Split clips into named parts; returns ``{"train": [...], "valid": [...], "test": [...]}``.
+
+    Parameters
+    ----------
+    clips : list of Clip
+    name : {"huang", "amer", "course"}
+        ``huang``: train = singers abjones and amy, test = every other clip present, no valid.
+        ``amer``: a seeded random 70/30 train/test split of all clips present (Amer & Al Tmeme
+        used 700/300 of the 1000).  ``course``: Huang's training clips split 150 train / 25
+        valid (seeded), test as ``huang``.  When fewer than 175 training clips are present the
+        validation part keeps the same 1/7 share.
+    seed : int
+        Seed for the random parts.
+    """
+    if name not in SPLITS:
+        raise ScratchnetError(f"unknown split {name!r}: choose one of {', '.join(SPLITS)}")
+    clips = sorted(clips, key=lambda c: c.name)
+    rng = np.random.default_rng(seed)
+    if name == "amer":
+        order = rng.permutation(len(clips))
+        n_train = int(round(0.7 * len(clips)))
+        return {"train": [clips[i] for i in sorted(order[:n_train])], "valid": [],
+                "test": [clips[i] for i in sorted(order[n_train:])]}
+    train = [c for c in clips if c.singer in HUANG_TRAIN_SINGERS]
+    test = [c for c in clips if c.singer not in HUANG_TRAIN_SINGERS]
+    if name == "huang":
+        return {"train": train, "valid": [], "test": test}
+    order = rng.permutation(len(train))
+    n_valid = int(round(len(train) * 25 / 175))
+    valid_idx = set(order[:n_valid].tolist())
+    return {"train": [c for i, c in enumerate(train) if i not in valid_idx],
+            "valid": [c for i, c in enumerate(train) if i in valid_idx], "test": test}
+
+
+def describe_split(parts):
+    """One line saying how many clips each part holds, e.g. ``train 175, valid 0, test 417``."""
+    return ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+
+
+def load_sources(clip, *, sr=SAMPLE_RATE):
+    """The clip's (vocals, accompaniment) as float64 at ``sr``, each scaled to unit L2 norm.
+
+    A silent channel stays all zeros (there is no norm to divide by).
+    """
+    y, sr_in = audio.load_channels(clip.path)
+    if y.ndim != 2 or y.shape[1] < 2:
+        raise ScratchnetError(f"{clip.path}: a MIR-1K clip must be stereo (accompaniment, vocals)")
+    accompaniment, vocals = y[:, 0], y[:, 1]
+    if sr is not None and sr_in != sr:
+        accompaniment = audio.resample(accompaniment, sr_in, sr)
+        vocals = audio.resample(vocals, sr_in, sr)
+    return unit_norm(vocals), unit_norm(accompaniment)
+
+
+def unit_norm(x):
+    """``x / ||x||_2``, or ``x`` unchanged if it is all zeros."""
+    n = np.linalg.norm(x)
+    return x / n if n > 0 else x
+
+
+def load_clip(clip, *, sr=SAMPLE_RATE):
+    """Huang's 0 dB mixture of a clip: ``(mixture, vocals, accompaniment)``, float64 1-D arrays."""
+    vocals, accompaniment = load_sources(clip, sr=sr)
+    return vocals + accompaniment, vocals, accompaniment
+
+
+def circular_shifts(n_samples, step=10000):
+    """Shifts ``0, step, 2*step, ...`` below ``n_samples``: each rotates the accompaniment.
+
+    ``step=0`` (or None) means no augmentation: the single shift 0.
+    """
+    if not step:
+        return [0]
+    if step < 0:
+        raise ScratchnetError(f"circular-shift step={step} must be a positive number of samples")
+    return list(range(0, n_samples, int(step)))
+
+
+def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LENGTH,
+               window=WINDOW, dtype=np.float32):
+    """Magnitude spectra (T, F) of the mixture and the two sources for one circular shift."""
+    acc = np.roll(accompaniment, shift) if shift else accompaniment
+    kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
+    V = stft(vocals, **kw)
+    A = stft(acc, **kw)
+    # STFT is linear: the mixture's spectrum is the sum, no third transform needed.
+    return (np.abs(V + A).T.astype(dtype), np.abs(V).T.astype(dtype), np.abs(A).T.astype(dtype))
+
+
+class SequenceStream:
+    """Training batches of magnitude sequences, made on the fly from the clips' waveforms.
+
+    Each epoch visits every (clip, circular shift) pair once in a seeded random order.  Pairs
+    are taken ``pool`` at a time: their spectra are concatenated along time, cut into
+    sequences of ``seq_len`` frames (the recurrent state restarts at each sequence), the
+    sequences shuffled and grouped into batches.  Frames left over at the end of a pool are
+    carried into the next, and the epoch's last incomplete batch is dropped.  Memory holds one
+    pool of spectra, never the augmented set.
+
+    Yields
+    ------
+    X, V, A : ndarray, shape (N, T, F), float32
+        Mixture, vocal and accompaniment magnitudes; N = ``batch_size``, T = ``seq_len``.
+    """
+
+    def __init__(self, sources, *, seq_len=100, batch_size=10, shift_step=10000, pool=32,
+                 seed=0, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW):
+        if seq_len < 1 or batch_size < 1:
+            raise ScratchnetError(f"{seq_len=} and {batch_size=} must be positive")
+        self.sources = sources  # list of (vocals, accompaniment) waveforms
+        self.seq_len, self.batch_size, self.pool = seq_len, batch_size, pool
+        self.stft_kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
+        self.pairs = [(i, s) for i, (v, _) in enumerate(sources)
+                      for s in circular_shifts(v.shape[0], shift_step)]
+        self.seed = seed
+
+    def frames_per_epoch(self):
+        hop = self.stft_kw["hop_length"]
+        return sum(1 + self.sources[i][0].shape[0] // hop for i, _ in self.pairs)
+
+    def batches_per_epoch(self):
+        return self.frames_per_epoch() // (self.seq_len * self.batch_size)
+
+    def epoch(self, epoch=0):
+        """Iterate over one epoch's batches; ``epoch`` seeds the order (same seed, same batches)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.pairs))
+        carry = None
+        for start in range(0, len(order), self.pool):
+            specs = [magnitudes(*self.sources[self.pairs[k][0]], self.pairs[k][1], **self.stft_kw)
+                     for k in order[start:start + self.pool]]
+            X, V, A = (np.concatenate([s[j] for s in specs]) for j in range(3))  # T_pool,F
+            if carry is not None:
+                X, V, A = (np.concatenate([c, x]) for c, x in zip(carry, (X, V, A)))
+            n_seq = X.shape[0] // self.seq_len
+            used = n_seq * self.seq_len
+            seqs = [x[:used].reshape(n_seq, self.seq_len, -1) for x in (X, V, A)]  # S,T,F
+            idx = rng.permutation(n_seq)
+            n_batch = n_seq // self.batch_size
+            for b in range(n_batch):
+                sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
+                yield tuple(s[sel] for s in seqs)
+            # sequences that did not fill a batch go back to the carry, with the spare frames
+            rest = idx[n_batch * self.batch_size:]
+            carry = tuple(np.concatenate([s[rest].reshape(-1, s.shape[2]), x[used:]])
+                          for s, x in zip(seqs, (X, V, A)))

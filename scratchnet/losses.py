@@ -1,0 +1,237 @@
+"""Training objectives for two-source separation, each returned with its exact gradient.
+
+Every loss compares the estimated magnitude spectra ``y1`` (vocals) and ``y2``
+(accompaniment) with the targets ``t1`` and ``t2`` and returns ``(loss, dy1, dy2)``:
+the loss as a Python float and its gradients with respect to ``y1`` and ``y2``, of the
+same shape and dtype as the estimates (float32 in, float32 out).  There is no cache and no
+separate backward: a loss is the end of the graph, so its forward pass already knows
+everything its gradient needs.
+
+Each objective is built from a per-bin divergence ``D(t || y)`` in the same way (Huang et
+al. 2014, eq. 6, the *discriminative* objective)::
+
+    J = D(t1 || y1) + D(t2 || y2) - gamma * (D(t2 || y1) + D(t1 || y2))
+
+``gamma = 0`` gives the plain objective; ``gamma > 0`` also rewards each estimate for
+being *unlike* the other source, which reduces interference (the models use 0.05).
+
+Normalisation: ``J`` is summed over all bins of both sources and divided by the number of
+frames ``N * T``, so that its scale (and the learning rate that suits it) depends neither
+on the batch size nor on the sequence length, only on the number of bins per frame.
+"""
+import numpy as np
+
+from .errors import ScratchnetError
+
+#: Floors added to both target and estimate inside the KL and IS divergences.  Spectra in
+#: scratchnet are of unit-L2-norm mixtures (1024-point STFT), whose bins are typically
+#: 1e-3 .. 1 and exactly 0 in digital silence.  KL only needs its logarithm kept finite,
+#: so a floor far below every audible bin (1e-6, -120 dB re. full scale) changes nothing
+#: else.  IS compares *ratios*, so its floor is the level below which two bins count as
+#: equal and its gradient grows as 1/floor**2 on silent estimates: 1e-4 (-80 dB, a tenth
+#: of the quietest typical bin) keeps float32 training stable without hiding real content.
+KL_FLOOR = 1e-6
+IS_FLOOR = 1e-4
+
+
+# --------------------------------------------------------------------------- checks
+def _check_inputs(y1, y2, t1, t2, gamma):
+    """Validate four same-shape arrays and gamma; return the number of frames N*T."""
+    shapes = [np.shape(a) for a in (y1, y2, t1, t2)]
+    if len(set(shapes)) != 1:
+        raise ScratchnetError(
+            f"y1, y2, t1, t2 must share one shape (N, T, F); got shapes {shapes}")
+    if len(shapes[0]) < 1 or np.size(y1) == 0:
+        raise ScratchnetError(f"loss inputs of shape {shapes[0]} hold no bins")
+    if not (np.isfinite(gamma) and 0.0 <= gamma < 1.0):
+        # gamma >= 1 makes the objective unbounded below (the estimate runs away from
+        # the other source faster than it is pulled towards its own).
+        raise ScratchnetError(f"{gamma=} must lie in [0, 1)")
+    return np.size(y1) // shapes[0][-1]  # N*T frames (every axis but the last)
+
+
+def _check_floor(floor):
+    if not (np.isfinite(floor) and floor > 0):
+        raise ScratchnetError(f"{floor=} must be a positive number")
+
+
+# --------------------------------------------------------------------------- divergences
+# Each returns (elementwise divergence, its derivative with respect to y), both shaped
+# like y; the derivative with respect to the target is never needed.
+def _squared_error(t, y):
+    diff = y - t                           # N,T,F
+    return diff * diff, 2 * diff
+
+
+def _kl(t, y, floor):
+    tf = t + floor                         # N,T,F floored target
+    yf = y + floor                         # N,T,F floored estimate
+    d = tf * np.log(tf / yf) - tf + yf     # >= 0, and 0 only where y == t
+    return d, 1 - tf / yf
+
+
+def _itakura_saito(t, y, floor):
+    ratio = (t + floor) / (y + floor)      # N,T,F
+    d = ratio - np.log(ratio) - 1          # x - log x - 1 >= 0, 0 only at x = 1
+    return d, (1 - ratio) / (y + floor)
+
+
+def _discriminative(div, y1, y2, t1, t2, gamma):
+    """Combine a per-bin divergence into Huang's objective, normalised per frame.
+
+    The loss is summed in float64 so that float32 inputs do not lose digits over
+    hundreds of thousands of bins; the gradients stay in the inputs' dtype.
+    """
+    n_frames = _check_inputs(y1, y2, t1, t2, gamma)
+    d11, g11 = div(t1, y1)                 # own source:   D(t1||y1)
+    d22, g22 = div(t2, y2)                 #               D(t2||y2)
+    loss = np.sum(d11, dtype=np.float64) + np.sum(d22, dtype=np.float64)
+    dy1, dy2 = g11, g22
+    if gamma > 0:
+        d21, g21 = div(t2, y1)             # other source: D(t2||y1)
+        d12, g12 = div(t1, y2)             #               D(t1||y2)
+        loss -= gamma * (np.sum(d21, dtype=np.float64) + np.sum(d12, dtype=np.float64))
+        dy1 = dy1 - gamma * g21
+        dy2 = dy2 - gamma * g12
+    scale = 1.0 / n_frames
+    dy1 = (dy1 * scale).astype(y1.dtype, copy=False)    # N,T,F
+    dy2 = (dy2 * scale).astype(y2.dtype, copy=False)    # N,T,F
+    return float(loss * scale), dy1, dy2
+
+
+# --------------------------------------------------------------------------- losses
+def mse_loss(y1, y2, t1, t2, gamma=0.0):
+    r"""Squared error, optionally discriminative (Huang et al. 2014).
+
+    Parameters
+    ----------
+    y1, y2 : ndarray, shape (N, T, F)
+        Estimated magnitude spectra of the vocals and the accompaniment.
+    t1, t2 : ndarray, shape (N, T, F)
+        Target magnitude spectra, same order.
+    gamma : float, optional
+        Weight of the discriminative terms, in [0, 1).  0 gives plain squared error.
+
+    Returns
+    -------
+    loss : float
+        The objective ``J`` below.
+    dy1, dy2 : ndarray, shape (N, T, F)
+        ``dJ/dy1`` and ``dJ/dy2``, in the dtype of ``y1`` and ``y2``.
+
+    Notes
+    -----
+    .. math::
+
+        J = \frac{1}{NT}\Big(\|y_1-t_1\|^2 + \|y_2-t_2\|^2
+            - \gamma\,(\|y_1-t_2\|^2 + \|y_2-t_1\|^2)\Big)
+
+        \frac{\partial J}{\partial y_1} = \frac{2}{NT}\big((y_1-t_1) - \gamma\,(y_1-t_2)\big)
+
+    and symmetrically for :math:`y_2`.
+
+    Examples
+    --------
+    >>> y = np.ones((1, 2, 3)); t = np.zeros((1, 2, 3))
+    >>> mse_loss(y, y, t, t)[0]    # 12 unit errors over 2 frames
+    6.0
+    """
+    return _discriminative(_squared_error, y1, y2, t1, t2, gamma)
+
+
+def kl_loss(y1, y2, t1, t2, gamma=0.0, floor=KL_FLOOR):
+    r"""Generalized Kullback-Leibler divergence of the targets from the estimates.
+
+    Parameters
+    ----------
+    y1, y2 : ndarray, shape (N, T, F)
+        Estimated magnitude spectra (non-negative) of the vocals and the accompaniment.
+    t1, t2 : ndarray, shape (N, T, F)
+        Target magnitude spectra (non-negative), same order.
+    gamma : float, optional
+        Weight of the discriminative terms, in [0, 1).
+    floor : float, optional
+        Added to both target and estimate so that silent bins (``t = 0`` or ``y = 0``)
+        give finite values; see :data:`KL_FLOOR`.
+
+    Returns
+    -------
+    loss : float
+    dy1, dy2 : ndarray, shape (N, T, F)
+
+    Notes
+    -----
+    With :math:`\tilde t = t + \epsilon` and :math:`\tilde y = y + \epsilon`
+    (:math:`\epsilon` = ``floor``) the per-bin divergence is the generalized KL
+    divergence of the floored values,
+
+    .. math::
+
+        D(t\|y) = \tilde t \log\frac{\tilde t}{\tilde y} - \tilde t + \tilde y,
+        \qquad \frac{\partial D}{\partial y} = 1 - \frac{\tilde t}{\tilde y},
+
+    which is non-negative and zero exactly where :math:`y = t` (so flooring both sides,
+    not only the log, keeps the minimum at the target).  The objective is
+
+    .. math::
+
+        J = \frac{1}{NT}\sum_{\text{bins}} D(t_1\|y_1) + D(t_2\|y_2)
+            - \gamma\,\big(D(t_2\|y_1) + D(t_1\|y_2)\big).
+    """
+    _check_floor(floor)
+    return _discriminative(lambda t, y: _kl(t, y, floor), y1, y2, t1, t2, gamma)
+
+
+def is_loss(y1, y2, t1, t2, gamma=0.0, floor=IS_FLOOR):
+    r"""Itakura-Saito divergence of the targets from the estimates.
+
+    Parameters
+    ----------
+    y1, y2 : ndarray, shape (N, T, F)
+        Estimated magnitude spectra (non-negative) of the vocals and the accompaniment.
+    t1, t2 : ndarray, shape (N, T, F)
+        Target magnitude spectra (non-negative), same order.
+    gamma : float, optional
+        Weight of the discriminative terms, in [0, 1).
+    floor : float, optional
+        Added to both target and estimate; bins far below it count as equal.  See
+        :data:`IS_FLOOR`.
+
+    Returns
+    -------
+    loss : float
+    dy1, dy2 : ndarray, shape (N, T, F)
+
+    Notes
+    -----
+    With :math:`r = (t + \epsilon) / (y + \epsilon)` (:math:`\epsilon` = ``floor``),
+
+    .. math::
+
+        D_{IS}(t\|y) = r - \log r - 1, \qquad
+        \frac{\partial D_{IS}}{\partial y} = \frac{1 - r}{y + \epsilon},
+
+    non-negative and zero exactly where :math:`y = t`.  Being a function of the ratio
+    only, it weighs quiet bins as much as loud ones, which suits the wide dynamic range
+    of music spectra.  The objective combines it as in :func:`kl_loss`.
+    """
+    _check_floor(floor)
+    return _discriminative(lambda t, y: _itakura_saito(t, y, floor), y1, y2, t1, t2, gamma)
+
+
+LOSSES = {"mse": mse_loss, "kl": kl_loss, "is": is_loss}
+
+
+def get_loss(name):
+    """Return the loss function called ``name`` (a key of :data:`LOSSES`).
+
+    Examples
+    --------
+    >>> get_loss("kl") is kl_loss
+    True
+    """
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise ScratchnetError(
+            f"unknown loss {name!r}: choose one of {', '.join(map(repr, LOSSES))}") from None

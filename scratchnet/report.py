@@ -1,0 +1,130 @@
+"""Figures and tables: the five-panel spectrogram, training curves, results tables.
+
+Figures follow the papers: log-magnitude spectrograms with time in seconds and frequency in Hz
+on one shared colour scale, so that a panel that is darker really holds less energy.
+Every function returns the matplotlib figure and, given ``path``, also saves it (to a
+temporary name, then renamed).
+"""
+import csv
+import os
+
+import numpy as np
+
+from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, stft
+
+PANELS = ("mixture", "clean vocals", "recovered vocals", "clean accompaniment",
+          "recovered accompaniment")
+
+
+def _plt():
+    import matplotlib
+    if os.environ.get("MPLBACKEND") is None and not os.environ.get("DISPLAY"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=120):
+    """Save ``fig`` atomically (temporary name in the same folder, then rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp{ext or '.png'}"
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def log_spectrogram(x, *, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, floor_db=-100.0):
+    """20 log10 |STFT(x)| in dB, shape (F, T), floored at ``floor_db``."""
+    mag = np.abs(stft(np.asarray(x, dtype=np.float64), n_fft=n_fft, hop_length=hop_length,
+                      window=window))
+    return np.maximum(20 * np.log10(np.maximum(mag, 1e-12)), floor_db)
+
+
+def five_panel(mixture, vocals, est_vocals, accompaniment, est_accompaniment, *,
+               sr=SAMPLE_RATE, title=None, path=None, dynamic_range=80.0, **stft_kw):
+    """The course report's figure: mixture, clean and recovered vocals and accompaniment.
+
+    Parameters
+    ----------
+    mixture, vocals, est_vocals, accompaniment, est_accompaniment : ndarray, shape (n,)
+        Waveforms at ``sr``.
+    dynamic_range : float
+        dB shown below the loudest bin of all five panels (one colour scale for all).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scratchnet.report import five_panel
+    >>> t = np.arange(16000) / 16000
+    >>> v, a = np.sin(2 * np.pi * 440 * t), 0.1 * np.random.default_rng(0).standard_normal(16000)
+    >>> fig = five_panel(v + a, v, v, a, a, title="perfect separation")
+    """
+    plt = _plt()
+    signals = (mixture, vocals, est_vocals, accompaniment, est_accompaniment)
+    specs = [log_spectrogram(s, **stft_kw) for s in signals]
+    vmax = max(s.max() for s in specs)
+    vmin = vmax - dynamic_range
+    hop = stft_kw.get("hop_length", HOP_LENGTH)
+    duration = specs[0].shape[1] * hop / sr
+    extent = (0.0, duration, 0.0, sr / 2)
+    fig, axes = plt.subplots(5, 1, figsize=(9, 11), sharex=True, constrained_layout=True)
+    for ax, spec, label in zip(axes, specs, PANELS):
+        im = ax.imshow(spec, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax,
+                       cmap="magma", interpolation="nearest")
+        ax.set_title(label, fontsize=10)
+        ax.set_ylabel("frequency (Hz)")
+    axes[-1].set_xlabel("time (s)")
+    fig.colorbar(im, ax=axes, label="magnitude (dB)", shrink=0.6)
+    if title:
+        fig.suptitle(title)
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def read_log(path):
+    """A training log CSV as a dict of column name -> float array (empty cells are NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+            for k in rows[0]}
+
+
+def training_curves(log, *, title=None, path=None):
+    """Training loss and validation GNSDR against epoch, from :func:`read_log`'s dict."""
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    x = log.get("epoch", np.arange(len(next(iter(log.values())))))
+    ax1.plot(x, log["train_loss"], marker="o")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss")
+    ax1.set_yscale("log")
+    ax1.grid(alpha=0.3)
+    if "valid_gnsdr" in log and np.isfinite(log["valid_gnsdr"]).any():
+        ax2.plot(x, log["valid_gnsdr"], marker="o", color="C1")
+        best = int(np.nanargmax(log["valid_gnsdr"]))
+        ax2.axvline(x[best], color="0.6", ls="--", lw=1, label=f"best: epoch {x[best]:g}")
+        ax2.legend()
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation vocal GNSDR (dB)")
+    ax2.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def summary_table(summary):
+    """The evaluation table printed by ``scratchnet evaluate``, as text."""
+    lines = [f"{'source':<15}{'GNSDR':>8}{'GSIR':>8}{'GSAR':>8}   (dB, length-weighted)"]
+    for src in ("vocals", "accompaniment"):
+        s = summary[src]
+        lines.append(f"{src:<15}{s['GNSDR']:>8.2f}{s['GSIR']:>8.2f}{s['GSAR']:>8.2f}")
+    lines.append(f"clips scored: {summary['clips']}" +
+                 (f", failed: {summary['failed']}" if summary.get("failed") else ""))
+    return "\n".join(lines)

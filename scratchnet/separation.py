@@ -1,0 +1,196 @@
+"""One interface for every separator, and separation of whole songs of any length.
+
+A separator is any object with
+
+- ``name`` (str) and ``needs_references`` (bool: the oracle masks need the true sources), and
+- ``separate(mixture, references=None) -> (vocals, accompaniment)``, waveforms at 16 kHz.
+
+The baselines (:mod:`scratchnet.baselines`) and the networks (:class:`ModelSeparator`) all
+follow it, so ``scratchnet evaluate``, ``scratchnet separate`` and ``scratchnet figure`` treat
+them alike.
+
+Long inputs are cut into overlapping chunks (30 s with 2 s of overlap by default) that are
+separated independently and joined with a raised-cosine cross-fade, so memory does not grow
+with the length of the song and the recurrent state never runs for minutes.
+"""
+import os
+
+import numpy as np
+
+from . import audio
+from .errors import ScratchnetError
+from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, istft, stft
+
+DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "pretrained", "drnn.npz")
+METHODS = ("drnn", "irm", "ibm", "rpca")
+
+
+class ModelSeparator:
+    """A trained network as a separator: magnitude STFT in, masked magnitudes out, mixture phase.
+
+    Parameters
+    ----------
+    model : scratchnet.models.Model
+    seq_len : int or None
+        Run the recurrence over sequences of this many frames (restarting the state, as in
+        training); None runs the whole input as one sequence.
+    """
+    needs_references = False
+
+    def __init__(self, model, *, seq_len=None, name="drnn"):
+        self.model, self.seq_len, self.name = model, seq_len, name
+        self.stft_kw = dict(n_fft=model.config.get("n_fft", N_FFT),
+                            hop_length=model.config.get("hop_length", HOP_LENGTH),
+                            window=model.config.get("window", WINDOW))
+
+    def separate(self, mixture, references=None):
+        S = stft(mixture.astype(np.float64), **self.stft_kw)  # F,T
+        X = np.abs(S).T.astype(np.float32)  # T,F
+        y1, y2 = self.model.predict(X, seq_len=self.seq_len)  # T,F each
+        # The masks are applied to the mixture's complex STFT: y / |X| times S keeps its phase.
+        scale = np.where(X > 0, 1.0 / np.maximum(X, 1e-30), 0.0)
+        kw = dict(self.stft_kw, length=mixture.shape[0])
+        vocals = istft(S * (y1 * scale).T, **kw)
+        accompaniment = istft(S * (y2 * scale).T, **kw)
+        return vocals, accompaniment
+
+
+def load_model_separator(path=None, *, seq_len="auto"):
+    """The shipped DRNN (``path=None``) or any saved model as a :class:`ModelSeparator`."""
+    from .models import load_model
+    path = path or DEFAULT_MODEL
+    model = load_model(path)
+    if seq_len == "auto":
+        seq_len = model.config.get("inference_seq_len")
+    return ModelSeparator(model, seq_len=seq_len,
+                          name="drnn" if path == DEFAULT_MODEL else os.path.basename(path))
+
+
+def get_separator(method, *, model=None):
+    """A separator by name: ``drnn`` (the shipped model, or ``model`` = path), ``irm``, ``ibm``, ``rpca``."""
+    from .baselines import SEPARATORS
+    if model is not None or method == "drnn":
+        return load_model_separator(model)
+    if method not in SEPARATORS:
+        raise ScratchnetError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    return SEPARATORS[method]()
+
+
+def _fade(n):
+    """Raised-cosine fade-in of n samples; fade-in + reversed fade-in = 1 (no level dip)."""
+    return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+
+
+def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * SAMPLE_RATE,
+                     progress=None):
+    """Separate a long 16 kHz mixture in overlapping chunks joined by a cross-fade.
+
+    Parameters
+    ----------
+    separator : a separator (see the module docstring); must not need references.
+    mixture : ndarray, shape (n,)
+    chunk, overlap : int
+        Chunk length and overlap in samples.  Inputs no longer than ``chunk`` are separated
+        in one piece.
+    progress : callable(int) or None
+        Called with the number of samples finished after each chunk.
+
+    Returns
+    -------
+    vocals, accompaniment : ndarray, shape (n,)
+    """
+    n = mixture.shape[0]
+    if overlap >= chunk:
+        raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")
+    if n <= chunk:
+        out = separator.separate(mixture)
+        if progress:
+            progress(n)
+        return out
+    step = chunk - overlap
+    starts = list(range(0, n - overlap, step))
+    fade_in = _fade(overlap)
+    vocals, accompaniment = np.zeros(n), np.zeros(n)
+    for k, s in enumerate(starts):
+        e = min(s + chunk, n)
+        v, a = separator.separate(mixture[s:e])
+        w = np.ones(e - s)
+        if k > 0:
+            w[:overlap] = fade_in
+        if k < len(starts) - 1 and e - s > overlap:
+            w[-overlap:] = fade_in[::-1]
+        vocals[s:e] += w * v
+        accompaniment[s:e] += w * a
+        if progress:
+            progress(e - s if k == 0 else e - s - overlap)
+    return vocals, accompaniment
+
+
+def separate_array(mixture, sr, separator=None, *, chunk_seconds=30.0, progress=None):
+    """Separate a waveform at any sample rate; returns (vocals, accompaniment) at ``sr``, same length.
+
+    Multi-channel input (shape (n, channels)) is averaged to mono.  The network works at
+    16 kHz, so above that rate the vocals are resampled back and the accompaniment is the
+    mixture minus the vocals: the two outputs sum to the input exactly and the
+    accompaniment keeps the band above 8 kHz.
+
+    Examples
+    --------
+    >>> from scratchnet.separation import separate_array
+    >>> import numpy as np
+    >>> sr = 22050
+    >>> song = np.random.default_rng(0).standard_normal(sr * 5) * 0.1
+    >>> vocals, accompaniment = separate_array(song, sr)  # doctest: +SKIP
+    """
+    x = np.asarray(mixture, dtype=np.float64)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    audio.check_signal(x, "mixture")
+    separator = separator or load_model_separator()
+    x16 = audio.resample(x, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x
+    chunk = int(chunk_seconds * SAMPLE_RATE)
+    v16, a16 = separate_chunked(separator, x16, chunk=chunk, overlap=min(2 * SAMPLE_RATE, chunk // 4),
+                                progress=progress)
+    if sr == SAMPLE_RATE:
+        return v16, a16
+    vocals = audio.resample(v16, SAMPLE_RATE, sr)[: x.shape[0]]
+    vocals = np.pad(vocals, (0, x.shape[0] - vocals.shape[0]))
+    if sr < SAMPLE_RATE:
+        accompaniment = audio.resample(a16, SAMPLE_RATE, sr)[: x.shape[0]]
+        accompaniment = np.pad(accompaniment, (0, x.shape[0] - accompaniment.shape[0]))
+        return vocals, accompaniment
+    return vocals, x - vocals
+
+
+def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmix=None):
+    """Separate one audio file into ``outdir/<stem>/vocals.<fmt>`` and ``accompaniment.<fmt>``.
+
+    Outputs are written at the input's sample rate and length, each to a temporary name and
+    renamed when complete.  ``fmt`` is "wav" or "flac" (default: "flac" for a FLAC input,
+    else "wav").  ``bar`` is an optional tqdm bar (its total is set here, in 16 kHz
+    samples); ``on_downmix()`` is called when a multi-channel input is averaged to mono.
+    Returns the two output paths.
+    """
+    y, sr = audio.load(path, sr=None, mono=False)  # n,C
+    if y.shape[1] > 1 and on_downmix:
+        on_downmix()
+    x = y.mean(axis=1)
+    if bar is not None:
+        bar.total = int(np.ceil(x.shape[0] * SAMPLE_RATE / sr))
+        bar.refresh()
+    stem, ext = os.path.splitext(os.path.basename(path))
+    fmt = fmt or ("flac" if ext.lower() == ".flac" else "wav")
+    if fmt not in ("wav", "flac"):
+        raise ScratchnetError(f"output format {fmt!r} is not supported: use wav or flac")
+    target = os.path.join(outdir, stem)
+    outputs = [os.path.join(target, f"{name}.{fmt}") for name in ("vocals", "accompaniment")]
+    for out in outputs:
+        audio.check_not_input(out, [path])
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as e:
+        raise ScratchnetError(f"cannot create output folder {target!r}: {e.strerror}") from None
+    vocals, accompaniment = separate_array(x, sr, separator, progress=bar.update if bar else None)
+    for out, sig in zip(outputs, (vocals, accompaniment)):
+        audio.save(out, sig, sr)
+    return outputs

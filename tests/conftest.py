@@ -1,0 +1,44 @@
+"""Shared fixtures: a fake MIR-1K folder made of synthetic songs, and the real one if given.
+
+Real-audio tests take the folder from the environment variable ``SCRATCHNET_DATA`` and skip
+when it is unset or missing; no MIR-1K audio is ever part of the repository.
+"""
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from scratchnet.synthetic import synth_song
+
+
+@pytest.fixture(scope="session")
+def mir1k_dir():
+    """The real MIR-1K folder from ``SCRATCHNET_DATA``, or skip."""
+    path = os.environ.get("SCRATCHNET_DATA")
+    if not path or not os.path.isdir(path):
+        pytest.skip("set SCRATCHNET_DATA to a MIR-1K folder to run the real-audio tests")
+    return path
+
+
+def write_fake_clip(folder, name, seconds=2.0, seed=0, ext=".flac", sr=16000):
+    """A stereo clip shaped like MIR-1K's: left = accompaniment, right = vocals."""
+    _, vocals, accompaniment = synth_song(seconds, sr=sr, seed=seed)
+    stereo = np.stack([accompaniment, vocals], axis=1)
+    stereo = 0.5 * stereo / np.max(np.abs(stereo))
+    path = os.path.join(folder, name + ext)
+    sf.write(path, stereo, sr, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_mir1k(tmp_path_factory):
+    """A folder of 8 short synthetic clips named like MIR-1K (4 training, 4 test singers)."""
+    folder = tmp_path_factory.mktemp("mir1k")
+    names = ["abjones_1_01", "abjones_1_02", "amy_2_01", "amy_2_02",
+             "Ani_1_01", "Ani_1_02", "heycat_3_01", "titon_4_05"]
+    for i, name in enumerate(names):
+        write_fake_clip(str(folder), name, seconds=1.5 + 0.25 * (i % 3), seed=i,
+                        ext=".wav" if i % 2 else ".flac")
+    (folder / "README.txt").write_text("not a clip")
+    return str(folder)

@@ -1,0 +1,88 @@
+"""Every Numba kernel in scratchnet.kernels against its plain NumPy twin.
+
+float64 must agree to round-off (the kernels and twins sum in different orders), float32 to
+a few float32 ulps of the values' scale.  Sizes are odd and even, including size-1 axes.
+The suite also runs with ``NUMBA_DISABLE_JIT=1``, which checks the kernels' Python bodies.
+"""
+import numpy as np
+import pytest
+
+from scratchnet import kernels as K
+
+DTYPES = [(np.float64, 1e-12), (np.float32, 1e-5)]
+
+
+def _randn(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _close(a, b, tol, what):
+    assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} vs twin {b.dtype}"
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs twin {b.shape}"
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("T,n,hop", [(1, 8, 4), (5, 8, 4), (6, 7, 3), (4, 5, 5)])
+def test_overlap_add(dtype, tol, T, n, hop):
+    frames = _randn(np.random.default_rng(0), (T, n), dtype)
+    length = (T - 1) * hop + n + 2
+    _close(K.overlap_add(frames, hop, length), K.overlap_add_numpy(frames, hop, length), tol, "overlap_add")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,T,H", [(1, 1, 1), (2, 5, 3), (3, 4, 8)])
+def test_rnn_recurrence(dtype, tol, N, T, H):
+    rng = np.random.default_rng(1)
+    xw, h0, dh = _randn(rng, (N, T, H), dtype), _randn(rng, (N, H), dtype), _randn(rng, (N, T, H), dtype)
+    Wh = _randn(rng, (H, H), dtype) / np.sqrt(H).astype(dtype)
+    h = K.rnn_recurrence_forward(xw, h0, Wh)
+    _close(h, K.rnn_recurrence_forward_numpy(xw, h0, Wh), tol, "rnn forward")
+    for clip in [0.0, np.inf, 0.3]:  # 0 and inf mean no clipping
+        dz, dh0 = K.rnn_recurrence_backward(dh, h, h0, Wh, clip)
+        dz_ref, dh0_ref = K.rnn_recurrence_backward_numpy(dh, h, h0, Wh, clip)
+        _close(dz, dz_ref, tol, f"rnn backward dz {clip=}")
+        _close(dh0, dh0_ref, tol, f"rnn backward dh0 {clip=}")
+        if clip == 0.3 and T > 1:
+            assert np.abs(dh0).max() <= 0.3
+
+
+def test_rnn_recurrence_zero_h0_and_no_clip_by_none():
+    rng = np.random.default_rng(2)
+    xw, Wh, dh = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 4)), rng.standard_normal((2, 3, 4))
+    h = K.rnn_recurrence_forward(xw, None, Wh)
+    np.testing.assert_array_equal(h, K.rnn_recurrence_forward(xw, np.zeros((2, 4)), Wh))
+    a, b = K.rnn_recurrence_backward(dh, h, None, Wh, None), K.rnn_recurrence_backward(dh, h, None, Wh, 0.0)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,T,Cin,Cout,k", [(1, 1, 1, 1, 1), (2, 5, 3, 4, 3), (3, 6, 2, 5, 4), (2, 3, 4, 1, 5)])
+def test_conv1d(dtype, tol, N, T, Cin, Cout, k):
+    rng = np.random.default_rng(3)
+    x_pad, w = _randn(rng, (N, T + k - 1, Cin), dtype), _randn(rng, (k, Cin, Cout), dtype)
+    out = K.conv1d_forward(x_pad, w)
+    _close(out, K.conv1d_forward_numpy(x_pad, w), tol, "conv1d forward")
+    dout = _randn(rng, out.shape, dtype)
+    dx_pad, dw = K.conv1d_backward(dout, x_pad, w)
+    dx_ref, dw_ref = K.conv1d_backward_numpy(dout, x_pad, w)
+    _close(dx_pad, dx_ref, tol, "conv1d dx_pad")
+    _close(dw, dw_ref, tol, "conv1d dw")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,T_pad,C,pool,stride", [(1, 1, 1, 1, 1), (2, 7, 3, 3, 1), (2, 8, 5, 2, 2),
+                                                   (3, 9, 2, 3, 2), (1, 6, 4, 4, 3)])
+def test_maxpool1d(dtype, tol, N, T_pad, C, pool, stride):
+    rng = np.random.default_rng(4)
+    x_pad = _randn(rng, (N, T_pad, C), dtype)
+    n_tie = len(range(1, T_pad, 3))
+    x_pad[:, 1::3] = x_pad[:, 0:3 * n_tie:3]  # frame 3j+1 repeats frame 3j: exact ties, first wins
+    out, argmax = K.maxpool1d_forward(x_pad, pool, stride)
+    out_ref, argmax_ref = K.maxpool1d_forward_numpy(x_pad, pool, stride)
+    _close(out, out_ref, tol, "maxpool forward")
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dout = _randn(rng, out.shape, dtype)
+    _close(K.maxpool1d_backward(dout, argmax, T_pad), K.maxpool1d_backward_numpy(dout, argmax, T_pad),
+           tol, "maxpool backward")

@@ -1,0 +1,200 @@
+"""End-to-end gradient checks of every model, saving/loading, and a DRNN that overfits a clip.
+
+The finite-difference steps are h = 1e-6.  A centred difference is only valid where no ReLU,
+max-pool or |a| (in the mask) switches branch within h of the point, so each check first
+measures the model's *kink margin*: the smallest |pre-activation| of every ReLU (dense and
+recurrent), the smallest |a| entering the mask, and the smallest gap between the winner of a
+max-pool window and its runner-up.  Inputs and seeds are drawn so that this margin is many
+thousand times h, and the test asserts it.
+"""
+import functools
+
+import numpy as np
+import pytest
+
+from scratchnet import layers as L
+from scratchnet import losses
+from scratchnet.errors import ScratchnetError
+from scratchnet.gradcheck import check_gradients, format_table, rel_error
+from scratchnet.models import ARCHS, Model, load_model, make_config, param_shapes
+
+H_STEP = 1e-6
+SMALL = {
+    "dnn": dict(hidden=5, layers=3, context=1),
+    "drnn-1": dict(hidden=5, layers=3, context=1),
+    "drnn-2": dict(hidden=5, layers=3, context=1),
+    "drnn-3": dict(hidden=5, layers=3, context=1),
+    "srnn": dict(hidden=5, layers=3, context=1),
+    "hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4]),
+}
+
+
+def small_model(arch, seed=0, **kw):
+    cfg = make_config(arch=arch, n_bins=6, dtype="float64", seed=seed, **dict(SMALL[arch], **kw))
+    return Model(cfg)
+
+
+def kink_margin(model, X):
+    """Smallest distance of any ReLU, max-pool or mask |a| from switching branch."""
+    p, h, margins = model.params, model._features(X), []
+    for s in model.specs:
+        k = s["kind"]
+        if k == "context":
+            h, _ = L.context_forward(h, s["k"])
+        elif k == "dense":
+            h, _ = L.affine_forward(h, p[s["name"] + "/W"], p[s["name"] + "/b"])
+        elif k == "relu":
+            margins.append(np.abs(h).min())
+            h = np.maximum(h, 0)
+        elif k == "conv":
+            h, _ = L.conv1d_forward(h, p[s["name"] + "/W"], p[s["name"] + "/b"])
+        elif k == "pool":
+            pad = np.pad(h, ((0, 0), (1, 1), (0, 0)), constant_values=-np.inf)
+            win = np.sort(np.lib.stride_tricks.sliding_window_view(pad, 3, axis=1), axis=-1)
+            top, second = win[..., -1], win[..., -2]
+            live = top > 0  # windows of zeros stay zeros: their ReLUs are themselves guarded
+            if live.any():
+                margins.append((top - second)[live].min())
+            h, _ = L.maxpool1d_forward(h, 3, 1, "same")
+        elif k == "rnn":
+            W, U, b = (p[s["name"] + t] for t in ("/W", "/U", "/b"))
+            N, T, _ = h.shape
+            hp = np.zeros((N, W.shape[1]))
+            outs = []
+            for t in range(T):
+                z = h[:, t] @ W + hp @ U + b
+                margins.append(np.abs(z).min())
+                hp = np.maximum(z, 0)
+                outs.append(hp)
+            h = np.stack(outs, 1)
+    margins.append(np.abs(h).min())  # |a| in the mask
+    return min(margins)
+
+
+def draw_input(model, rng, N=2, T=4):
+    """Positive magnitudes, redrawn (seeded) until every kink is far from the point."""
+    for _ in range(200):
+        X = rng.uniform(0.2, 1.5, (N, T, model.config["n_bins"]))
+        if kink_margin(model, X) > 1e-3:
+            return X
+    raise AssertionError("no input far enough from the kinks; change the seed")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("objective", ["mse", "kl", "is"])
+def test_end_to_end_gradients(arch, objective):
+    rng = np.random.default_rng(1)
+    model = small_model(arch)
+    for name in model.params:  # non-zero biases so that every term is exercised
+        if name.endswith("/b"):
+            model.params[name][...] = rng.uniform(-0.1, 0.1, model.params[name].shape)
+    X = draw_input(model, rng)
+    margin = kink_margin(model, X)
+    assert margin > 1000 * H_STEP, margin
+    t1, t2 = rng.uniform(0.1, 1, X.shape), rng.uniform(0.1, 1, X.shape)
+    loss_fn = functools.partial(losses.get_loss(objective), gamma=0.05)
+
+    def loss():
+        (y1, y2), _ = model.forward(X)
+        return loss_fn(y1, y2, t1, t2)[0]
+
+    (y1, y2), cache = model.forward(X)
+    _, dy1, dy2 = loss_fn(y1, y2, t1, t2)
+    grads, dX = model.backward(dy1, dy2, cache)
+    assert set(grads) == set(model.params)
+    errors = check_gradients(loss, dict(model.params, X=X), dict(grads, X=dX), h=H_STEP)
+    print("\n" + format_table([(f"{arch}/{objective}", k, v) for k, v in errors.items()]))
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-6, f"{arch} {objective}: {worst} rel error {errors[worst]:.2e}"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_float32_forward_matches_float64(arch):
+    m64 = small_model(arch)
+    m32 = Model(dict(m64.config, dtype="float32"),
+                {k: v.astype(np.float32) for k, v in m64.params.items()})
+    X = np.random.default_rng(0).uniform(0, 1, (2, 7, 6))
+    (a, b), _ = m64.forward(X)
+    (c, d), _ = m32.forward(X.astype(np.float32))
+    assert c.dtype == np.float32
+    assert rel_error(a, c) < 1e-5 and rel_error(b, d) < 1e-5
+
+
+def test_masks_split_the_mixture_exactly():
+    model = small_model("drnn-2")
+    X = np.random.default_rng(0).uniform(0, 1, (3, 5, 6))
+    (y1, y2), _ = model.forward(X)
+    np.testing.assert_allclose(y1 + y2, X, rtol=1e-6)
+    assert (y1 >= 0).all() and (y2 >= 0).all()
+
+
+def test_silence_gives_silence_not_nan():
+    model = small_model("hybrid")
+    (y1, y2), _ = model.forward(np.zeros((1, 5, 6)))
+    assert np.all(y1 == 0) and np.all(y2 == 0)
+
+
+def test_param_shapes_of_huang_drnn2():
+    shapes = param_shapes(make_config(arch="drnn-2", hidden=1000))
+    assert shapes["hidden1/W"] == (3 * 513, 1000)
+    assert shapes["hidden2/U"] == (1000, 1000)
+    assert "hidden1/U" not in shapes and "hidden3/U" not in shapes
+    assert shapes["out/W"] == (1000, 1026)
+
+
+def test_hybrid_layout():
+    shapes = param_shapes(make_config(arch="hybrid"))
+    assert shapes["conv1/W"] == (3, 513, 512) and shapes["conv3/W"] == (3, 256, 128)
+    assert [shapes[f"dense{i}/W"][1] for i in range(1, 5)] == [1024, 128, 256, 512]
+    assert [shapes[f"rnn{i}/U"] for i in range(1, 4)] == [(256, 256)] * 3
+    assert shapes["out/W"] == (256, 1026)
+
+
+def test_initialisation_is_seeded_and_glorot():
+    a, b = Model(make_config(arch="drnn-2", hidden=50, seed=3)), Model(make_config(arch="drnn-2", hidden=50, seed=3))
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+    W = a.params["hidden1/W"]
+    assert np.abs(W).max() <= np.sqrt(6 / (W.shape[0] + W.shape[1]))
+    assert np.abs(a.params["hidden2/U"]).max() <= np.sqrt(6 / (3 * 50))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = small_model("drnn-2", features="log1p")
+    model.buffers["mean"][:] = 0.3
+    path = model.save(str(tmp_path / "m.npz"))
+    assert (tmp_path / "m.json").exists()
+    again = load_model(path)
+    assert again.config == model.config
+    X = np.random.default_rng(0).uniform(0, 1, (1, 6, 6))
+    np.testing.assert_array_equal(again.forward(X)[0][0], model.forward(X)[0][0])
+
+
+def test_load_names_the_wrong_tensor(tmp_path):
+    model = small_model("drnn-2")
+    model.params["hidden2/U"] = np.zeros((4, 4))
+    path = model.save(str(tmp_path / "bad.npz"))
+    with pytest.raises(ScratchnetError, match=r"'hidden2/U' has shape \(4, 4\).*expects \(5, 5\)"):
+        load_model(path)
+    with pytest.raises(ScratchnetError, match="does not exist"):
+        load_model(str(tmp_path / "missing.npz"))
+    (tmp_path / "junk.npz").write_text("not a model")
+    with pytest.raises(ScratchnetError, match="not a scratchnet model"):
+        load_model(str(tmp_path / "junk.npz"))
+
+
+def test_bad_config_values():
+    with pytest.raises(ScratchnetError, match="unknown model 'drnn-9'"):
+        make_config(arch="drnn-9")
+    with pytest.raises(ScratchnetError, match="unknown model option"):
+        make_config(hiden=3)
+    with pytest.raises(ScratchnetError, match="drnn-3 needs at least 3 hidden layers"):
+        Model(make_config(arch="drnn-3", layers=2))
+
+
+def test_predict_in_sequences_matches_forward_for_a_dnn():
+    model = small_model("dnn", context=0)
+    X = np.random.default_rng(0).uniform(0, 1, (23, 6))
+    whole = model.predict(X)
+    chunked = model.predict(X, seq_len=5)
+    np.testing.assert_allclose(whole[0], chunked[0])

@@ -1,0 +1,101 @@
+import functools
+
+import numpy as np
+import pytest
+
+from scratchnet import data, losses, optimizers, training
+from scratchnet.errors import ScratchnetError
+from scratchnet.models import Model, load_model, make_config
+from scratchnet.synthetic import synth_song
+
+
+def test_drnn_overfits_a_short_clip():
+    """A small DRNN-2 drives the loss on one 2-second clip down tenfold in a few hundred steps."""
+    _, vocals, accompaniment = synth_song(2.0, seed=3)
+    X, V, A = (s[None] for s in data.magnitudes(vocals, accompaniment))  # 1,T,F
+    model = Model(make_config(arch="drnn-2", hidden=64, features="log1p", seed=0))
+    model.buffers["mean"], model.buffers["std"] = training.feature_stats(model, [(vocals, accompaniment)])
+    opt = optimizers.Adam(lr=3e-3)
+    loss_fn = functools.partial(losses.mse_loss, gamma=0.0)
+    first = None
+    for _ in range(150):
+        loss, grads = model.loss_and_grad(X, V, A, loss_fn)
+        first = loss if first is None else first
+        opt.step(model.params, grads)
+    assert loss < first / 10, (first, loss)
+
+
+def _cfg(data_dir, **kw):
+    base = dict(data=data_dir, model=make_config(arch="drnn-2", hidden=16), stages=[[10, 2]],
+                batch_size=3, shift_step=8000, valid_clips=1, max_batches_per_epoch=5,
+                checkpoint_every=2, workers=1, seed=1)
+    base.update(kw)
+    return training.TrainConfig(**base)
+
+
+def _weights(path):
+    return load_model(path).params
+
+
+def test_training_is_deterministic(fake_mir1k, tmp_path):
+    a = training.train(_cfg(fake_mir1k), str(tmp_path / "a"), progress=False, log=lambda *_: None)
+    b = training.train(_cfg(fake_mir1k), str(tmp_path / "b"), progress=False, log=lambda *_: None)
+    for k, v in _weights(a).items():
+        np.testing.assert_array_equal(v, _weights(b)[k])
+    rows = (tmp_path / "a" / "log.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 3
+
+
+def test_resume_reproduces_the_uninterrupted_run(fake_mir1k, tmp_path, monkeypatch):
+    straight = training.train(_cfg(fake_mir1k), str(tmp_path / "s"), progress=False, log=lambda *_: None)
+    calls = {"n": 0}
+    real_step = optimizers.Adam.step
+
+    def dying_step(self, params, grads):
+        calls["n"] += 1
+        if calls["n"] == 8:  # epoch 2, batch 3: after the checkpoint at batch 2
+            raise KeyboardInterrupt
+        return real_step(self, params, grads)
+
+    monkeypatch.setattr(optimizers.Adam, "step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_cfg(fake_mir1k), str(tmp_path / "r"), progress=False, log=lambda *_: None)
+    monkeypatch.setattr(optimizers.Adam, "step", real_step)
+    with pytest.raises(ScratchnetError, match="already holds a run"):
+        training.train(_cfg(fake_mir1k), str(tmp_path / "r"), progress=False, log=lambda *_: None)
+    resumed = training.train(None, str(tmp_path / "r"), resume=True, progress=False, log=lambda *_: None)
+    for k, v in _weights(straight).items():
+        np.testing.assert_array_equal(v, _weights(resumed)[k], err_msg=k)
+    for name in ("last.npz",):
+        w1, w2 = _weights(str(tmp_path / "s" / name)), _weights(str(tmp_path / "r" / name))
+        for k in w1:
+            np.testing.assert_array_equal(w1[k], w2[k])
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(fake_mir1k, tmp_path, monkeypatch):
+    real = losses.LOSSES["mse"]
+    calls = {"n": 0}
+
+    def poisoned(*args, **kw):
+        calls["n"] += 1
+        loss, d1, d2 = real(*args, **kw)
+        return (np.nan if calls["n"] == 6 else loss), d1, d2
+
+    monkeypatch.setitem(losses.LOSSES, "mse", poisoned)
+    with pytest.raises(training.TrainingDiverged, match="loss became nan at epoch 2, batch 1"):
+        training.train(_cfg(fake_mir1k), str(tmp_path / "n"), progress=False, log=lambda *_: None)
+    with np.load(tmp_path / "n" / "checkpoint.npz") as z:
+        assert all(np.isfinite(z[k]).all() for k in z.files if k.startswith("param:"))
+
+
+def test_curriculum_runs_both_stages(fake_mir1k, tmp_path):
+    training.train(_cfg(fake_mir1k, stages=[[5, 1], [20, 1]]), str(tmp_path / "c"),
+                   progress=False, log=lambda *_: None)
+    rows = [r.split(",") for r in (tmp_path / "c" / "log.csv").read_text().strip().splitlines()[1:]]
+    assert [r[2] for r in rows] == ["5", "20"]
+
+
+def test_parse_stages():
+    assert training.parse_stages("100:2,400:3") == [[100, 2], [400, 3]]
+    with pytest.raises(ScratchnetError, match="100:2,400:3"):
+        training.parse_stages("100-2")
