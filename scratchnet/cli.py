@@ -134,6 +134,20 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_curves(args):
+    from . import report
+    log_path = os.path.join(args.run, "log.csv")
+    if not os.path.isfile(log_path):
+        raise ScratchnetError(f"{args.run!r} holds no training log (expected {log_path})")
+    log = report.read_log(log_path)
+    if not log:
+        raise ScratchnetError(f"{log_path} has no epochs yet")
+    report.training_curves(log, title=args.title or os.path.basename(os.path.normpath(args.run)),
+                           path=args.output)
+    print(args.output)
+    return 0
+
+
 def cmd_train(args):
     from .training import train_from_args
     return train_from_args(args)
@@ -191,6 +205,12 @@ def build_parser():
     p.add_argument("--model", default=None, help="path of a trained model (.npz)")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("curves", help="training loss and validation GNSDR of a run")
+    p.add_argument("run", help="run folder (holds log.csv)")
+    p.add_argument("-o", "--output", required=True, help="PNG file to write")
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=cmd_curves)
 
     try:
         from .training import add_train_arguments

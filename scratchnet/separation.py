@@ -90,7 +90,7 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
     separator : a separator (see the module docstring); must not need references.
     mixture : ndarray, shape (n,)
     chunk, overlap : int
-        Chunk length and overlap in samples.  Inputs no longer than ``chunk`` are separated
+        Chunk length and overlap in samples, rounded to whole STFT hops.  Inputs no longer than ``chunk`` are separated
         in one piece.
     progress : callable(int) or None
         Called with the number of samples finished after each chunk.
@@ -100,6 +100,10 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
     vocals, accompaniment : ndarray, shape (n,)
     """
     n = mixture.shape[0]
+    # Chunk starts on the STFT's frame grid: each chunk's frames are then the whole signal's
+    # frames (but for n_fft/2 samples at its edges), and only the recurrent state differs.
+    hop = getattr(separator, "stft_kw", {}).get("hop_length", HOP_LENGTH)
+    chunk, overlap = hop * max(1, round(chunk / hop)), hop * max(1, round(overlap / hop))
     if overlap >= chunk:
         raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")
     if n <= chunk:

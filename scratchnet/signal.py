@@ -99,9 +99,15 @@ def check_nola(window, *, n_fft, hop_length, tol=1e-10):
 
 
 def n_frames(n_samples, *, n_fft=N_FFT, hop_length=HOP_LENGTH, center=True):
-    """Number of STFT frames for a signal of ``n_samples`` (librosa's convention)."""
+    """Number of STFT frames for a signal of ``n_samples``.
+
+    Centred: librosa's ``1 + n // hop``, plus the frames needed for the last one to reach the
+    final sample when the hop exceeds half the window (librosa would drop those samples).
+    Uncentred: the frames that fit, ``1 + (n - n_fft) // hop``.
+    """
     if center:
-        return 1 + n_samples // hop_length
+        reach = n_fft - n_fft // 2  # samples a centred frame covers from its centre on
+        return max(1 + n_samples // hop_length, 1 + -(-(n_samples - reach) // hop_length))
     return 1 + (n_samples - n_fft) // hop_length
 
 
@@ -136,8 +142,9 @@ def stft(x, *, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, center=True):
 
     Notes
     -----
-    ``T = 1 + n // hop_length`` with ``center=True``, ``1 + (n - n_fft) // hop_length``
-    without.
+    ``T = 1 + n // hop_length`` with ``center=True`` (more if the hop exceeds half the
+    window, so that every sample is covered; see :func:`n_frames`), and
+    ``1 + (n - n_fft) // hop_length`` without.
 
     Examples
     --------
@@ -156,7 +163,8 @@ def stft(x, *, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, center=True):
     w = get_window(window, n_fft).astype(dtype)
     if center:
         pad = n_fft // 2
-        x = np.pad(x, (pad, pad))
+        T = n_frames(x.shape[0], n_fft=n_fft, hop_length=hop_length)
+        x = np.pad(x, (pad, (T - 1) * hop_length + n_fft - pad - x.shape[0]))
     if x.shape[0] < n_fft:
         raise ScratchnetError(
             f"signal of {x.shape[0]} samples is shorter than one frame ({n_fft=}, {center=})")
@@ -186,8 +194,8 @@ def istft(S, *, n_fft=None, hop_length=HOP_LENGTH, window=WINDOW, center=True, l
     -----
     ``y[s] = sum_t w[s - t*hop] frame_t[s - t*hop] / sum_t w[s - t*hop]**2``, the signal whose
     STFT is closest to ``S`` in the least-squares sense (Griffin & Lim, 1984).  Samples where
-    the denominator vanishes can only lie at the outer edges of an uncentred transform; they
-    are left at zero.
+    the denominator vanishes (where no frame reaches, or the window is zero at the very edge
+    of an uncentred transform) are left at zero.
     """
     S = np.asarray(S)
     if S.ndim != 2:

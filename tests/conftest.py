@@ -5,9 +5,15 @@ when it is unset or missing; no MIR-1K audio is ever part of the repository.
 """
 import os
 
-import numpy as np
-import pytest
-import soundfile as sf
+# One BLAS thread per process, set before NumPy loads: the tests are many small GEMMs, and
+# NumPy's and SciPy's OpenBLAS pools spin against each other (and against any training job)
+# on a 2-core machine -- up to 60x slower.  The CLI does the same (cli.limit_blas_threads).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
 
 from scratchnet.synthetic import synth_song
 

@@ -1,14 +1,11 @@
 """The BSS-EVAL wrapper held to direct mir_eval calls, the length weighting of the global
 scores checked by hand, and the parallel evaluation loop held to the serial one."""
-import os
 import warnings
-from pathlib import Path
 
 import mir_eval
 import numpy as np
 import pytest
 
-from scratchnet import audio
 from scratchnet.errors import ScratchnetError
 from scratchnet.metrics import aggregate, bss_eval, evaluate
 
@@ -48,7 +45,7 @@ def assert_matches_mir_eval(result, v, a, ev, ea, x):
                                    [sdr[j], sir[j], sar[j], sdr[j] - sdr_mix[j]], rtol=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_bss_eval_equals_mir_eval(seed):
     x, v, a = synthetic(seed, n=SR // 2)
     rng = np.random.default_rng(100 + seed)
@@ -190,19 +187,20 @@ def test_evaluate_propagates_worker_errors():
 
 
 # ----------------------------------------------------------------- two real MIR-1K clips
+class TrimmedLoad:
+    """``data.load_clip`` cut to the first 2 s: BSS-EVAL is slow."""
+    def __call__(self, clip):
+        from scratchnet import data
+        return tuple(y[: 2 * SR] for y in data.load_clip(clip))
+
+
 @pytest.mark.data
-def test_bss_eval_on_real_clips():
-    folder = os.environ.get("SCRATCHNET_DATA")
-    if not folder or not Path(folder).is_dir():
-        pytest.skip("set SCRATCHNET_DATA to the MIR-1K folder")
-    paths = sorted(Path(folder).glob("*.flac"))[:2]
-    if len(paths) < 2:
-        pytest.skip(f"no MIR-1K clips in {folder}")
-    for path in paths:
-        channels, sr = audio.load_channels(path)
-        assert sr == SR
-        a, v = channels[: 2 * SR, 0], channels[: 2 * SR, 1]   # 2 s: BSS-EVAL is slow
-        v, a = v / np.linalg.norm(v), a / np.linalg.norm(a)  # Huang's 0 dB mixture
-        x = v + a
-        ev, ea = 0.8 * v + 0.2 * x, 0.8 * a + 0.2 * x
-        assert_matches_mir_eval(bss_eval(v, a, ev, ea, x), v, a, ev, ea, x)
+def test_bss_eval_on_real_clips(mir1k_dir):
+    from scratchnet import data
+    clips = data.split(data.find_clips(mir1k_dir), "huang")["test"][:2]
+    load = TrimmedLoad()
+    results = evaluate(LeakySeparator(), clips, workers=1, progress=False, load=load)
+    for clip, result in zip(clips, results):
+        x, v, a = load(clip)
+        assert result["clip"] == clip.name and result["length"] == 2 * SR
+        assert_matches_mir_eval(result, v, a, v + 0.3 * a, a + 0.2 * v, x)

@@ -168,3 +168,17 @@ def test_sine_window_is_princen_bradley_at_half_overlap():
     T = 6
     wss = kernels.overlap_add(np.broadcast_to(w * w, (T, 1024)), 512, 1024 + 512 * (T - 1))
     np.testing.assert_allclose(wss[512:-512], 1.0, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("n_fft,hop", [(16, 12), (16, 15), (17, 13), (64, 48)])
+@pytest.mark.parametrize("n", [131, 200, 257])
+def test_long_hops_still_cover_the_end_of_the_signal(n_fft, hop, n):
+    """A centred frame reaches n_fft - n_fft//2 samples past its centre; with hop > n_fft/2
+    the librosa frame count would leave the last samples uncovered, so stft adds frames."""
+    from scratchnet.signal import n_frames
+    x = np.random.default_rng(n).standard_normal(n)
+    S = stft(x, n_fft=n_fft, hop_length=hop, window="hann")
+    assert S.shape[1] == n_frames(n, n_fft=n_fft, hop_length=hop)
+    assert (S.shape[1] - 1) * hop + (n_fft - n_fft // 2) >= n
+    y = istft(S, n_fft=n_fft, hop_length=hop, window="hann", length=n)
+    np.testing.assert_allclose(y, x, atol=1e-10)
