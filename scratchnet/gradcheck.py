@@ -166,3 +166,129 @@ def format_table(rows):
              "  ".join("-" * w for w in widths)]
     lines += [f"{w:<{widths[0]}}  {t:<{widths[1]}}  {e:>{widths[2]}}" for w, t, e in body]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the full table
+def _layer_check(what, forward, inputs, grads, dout, h=1e-6):
+    """Rows (what, tensor, rel_error) for a layer: ``forward()`` reads the arrays in inputs."""
+    return [(what, f"d{k}", rel_error(numerical_gradient(forward, x, dout, h=h), grads[k]))
+            for k, x in inputs.items()]
+
+
+def gradient_table(seed=0):
+    """Check every layer, objective and model of scratchnet; returns (what, tensor, error) rows.
+
+    Float64 throughout, step h = 1e-6.  Inputs of kinked functions are drawn away from the
+    kinks: ReLU inputs and mask logits have |value| >= 0.1, max-pool inputs are a permutation
+    of values 0.1 apart, and models are checked at inputs whose :meth:`Model.kink_margin` is
+    above 1e-3.  This is what ``python -m scratchnet.gradcheck`` prints.
+    """
+    import functools
+
+    from . import layers as L
+    from . import losses
+    from . import recurrent as R
+    from .models import ARCHS, Model, make_config
+
+    rng = np.random.default_rng(seed)
+    away = lambda shape: rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)  # noqa: E731
+    rows = []
+    x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    out, c = L.affine_forward(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = L.affine_backward(dout, c)
+    rows += _layer_check("affine", lambda: L.affine_forward(x, w, b)[0], {"x": x, "w": w, "b": b},
+                         {"x": dx, "w": dw, "b": db}, dout)
+    for name in ("relu", "tanh", "sigmoid"):
+        fwd, bwd = getattr(L, f"{name}_forward"), getattr(L, f"{name}_backward")
+        x = away((3, 4, 5))
+        out, c = fwd(x)
+        dout = rng.standard_normal(out.shape)
+        rows += _layer_check(name, lambda: fwd(x)[0], {"x": x}, {"x": bwd(dout, c)}, dout)
+    x = rng.standard_normal((2, 5, 3))
+    out, c = L.context_forward(x, 1)
+    dout = rng.standard_normal(out.shape)
+    rows += _layer_check("context (k=1)", lambda: L.context_forward(x, 1)[0], {"x": x},
+                         {"x": L.context_backward(dout, c)}, dout)
+    x, w, b = rng.standard_normal((2, 6, 4)), rng.standard_normal((3, 4, 5)), rng.standard_normal(5)
+    out, c = L.conv1d_forward(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = L.conv1d_backward(dout, c)
+    rows += _layer_check("conv1d (K=3)", lambda: L.conv1d_forward(x, w, b)[0],
+                         {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
+    x = (rng.permutation(2 * 7 * 3) * 0.1).reshape(2, 7, 3)  # no ties: gaps of 0.1 >> h
+    out, c = L.maxpool1d_forward(x, 3, 1, "same")
+    dout = rng.standard_normal(out.shape)
+    rows += _layer_check("maxpool1d (3, 1)", lambda: L.maxpool1d_forward(x, 3, 1, "same")[0],
+                         {"x": x}, {"x": L.maxpool1d_backward(dout, c)}, dout)
+    a, X = away((2, 3, 8)), rng.uniform(0.1, 1.0, (2, 3, 4))
+    (y1, y2), c = L.mask_forward(a, X)
+    d1, d2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
+    da, dX = L.mask_backward(d1, d2, c)
+    rows += _layer_check("mask", lambda: L.mask_forward(a, X)[0], {"a": a, "X": X},
+                         {"a": da, "X": dX}, (d1, d2))
+    # recurrent: a step, then BPTT over a sequence, read from the step and from the kernels
+    N, T, D, H = 2, 5, 3, 4
+    while True:
+        x, h0 = rng.standard_normal((N, T, D)), rng.uniform(0.1, 1, (N, H))
+        Wx, Wh, b = rng.standard_normal((D, H)), 0.4 * rng.standard_normal((H, H)), rng.standard_normal(H)
+        hs, zs = h0, []
+        for t in range(T):
+            zs.append(x[:, t] @ Wx + hs @ Wh + b)
+            hs = np.maximum(zs[-1], 0)
+        if np.abs(np.array(zs)).min() > 1e-2:  # every pre-activation far from the ReLU kink
+            break
+    out, c = R.rnn_step_forward(x[:, 0], h0, Wx, Wh, b)
+    dout = rng.standard_normal(out.shape)
+    g = dict(zip(("x", "prev_h", "Wx", "Wh", "b"), R.rnn_step_backward(dout, c)))
+    x0 = x[:, 0].copy()
+    rows += _layer_check("rnn step", lambda: R.rnn_step_forward(x0, h0, Wx, Wh, b)[0],
+                         {"x": x0, "prev_h": h0, "Wx": Wx, "Wh": Wh, "b": b}, g, dout)
+    for label, fwd, bwd in (("rnn BPTT (steps)", R.rnn_forward_steps, R.rnn_backward_steps),
+                            ("rnn BPTT (kernels)", R.rnn_forward, R.rnn_backward)):
+        out, c = fwd(x, h0, Wx, Wh, b)
+        dout = rng.standard_normal(out.shape)
+        g = dict(zip(("x", "h0", "Wx", "Wh", "b"), bwd(dout, c)))
+        rows += _layer_check(label, lambda: fwd(x, h0, Wx, Wh, b)[0],
+                             {"x": x, "h0": h0, "Wx": Wx, "Wh": Wh, "b": b}, g, dout)
+    # objectives, each in its discriminative form
+    y1, y2, t1, t2 = (rng.uniform(0.1, 1.0, (2, 3, 4)) for _ in range(4))
+    for name in ("mse", "kl", "is"):
+        fn = functools.partial(losses.get_loss(name), gamma=0.05)
+        _, g1, g2 = fn(y1, y2, t1, t2)
+        rows += [(f"loss {name} (gamma 0.05)", f"d{k}",
+                  rel_error(numerical_gradient(lambda: fn(y1, y2, t1, t2)[0], v, h=1e-6), g))
+                 for k, v, g in (("y1", y1, g1), ("y2", y2, g2))]
+    # every model end to end, every parameter tensor and the input
+    small = {"hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4])}
+    for arch in ARCHS:
+        model = Model(make_config(arch=arch, n_bins=6, dtype="float64", seed=seed,
+                                  **small.get(arch, dict(hidden=5))))
+        for k in model.params:
+            if k.endswith("/b"):
+                model.params[k][...] = rng.uniform(-0.1, 0.1, model.params[k].shape)
+        for _ in range(200):
+            X = rng.uniform(0.2, 1.5, (2, 4, 6))
+            if model.kink_margin(X) > 1e-3:
+                break
+        t1, t2 = rng.uniform(0.1, 1, X.shape), rng.uniform(0.1, 1, X.shape)
+        fn = functools.partial(losses.mse_loss, gamma=0.05)
+        (y1, y2), cache = model.forward(X)
+        _, d1, d2 = fn(y1, y2, t1, t2)
+        grads, dX = model.backward(d1, d2, cache)
+        errors = check_gradients(lambda: fn(*model.forward(X)[0], t1, t2)[0],
+                                 dict(model.params, X=X), dict(grads, X=dX), h=1e-6)
+        rows += [(f"model {arch}", k, e) for k, e in errors.items()]
+    return rows
+
+
+def main():
+    rows = gradient_table()
+    print(format_table(rows))
+    worst = max(rows, key=lambda r: r[2])
+    print(f"\n{len(rows)} gradients checked; worst: {worst[0]} {worst[1]} {worst[2]:.2e}")
+    return 0 if worst[2] < 1e-6 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -247,6 +247,47 @@ class Model:
         grads, _ = self.backward(dy1, dy2, cache)
         return loss, grads
 
+    def kink_margin(self, X):
+        """How far input ``X`` is from any kink of the network (for gradient checks).
+
+        The smallest |pre-activation| of every ReLU (dense and recurrent), the smallest |a|
+        entering the mask, and the smallest gap between a max-pool window's winner and its
+        runner-up (windows whose winner is a ReLU's zero are guarded by that ReLU).  A
+        centred difference with step h is exact up to O(h^2) only if no input moves a branch
+        point, so checks assert this margin is far larger than h times the input's weight.
+        """
+        p, h, margins = self.params, self._features(np.asarray(X, self.dtype)), []
+        for s in self.specs:
+            k, name = s["kind"], s.get("name")
+            if k == "context":
+                h, _ = L.context_forward(h, s["k"])
+            elif k == "dense":
+                h, _ = L.affine_forward(h, p[f"{name}/W"], p[f"{name}/b"])
+            elif k == "relu":
+                margins.append(np.abs(h).min())
+                h = np.maximum(h, 0)
+            elif k == "conv":
+                h, _ = L.conv1d_forward(h, p[f"{name}/W"], p[f"{name}/b"])
+            elif k == "pool":
+                left, right = (s["size"] - 1) // 2, s["size"] // 2
+                pad = np.pad(h, ((0, 0), (left, right), (0, 0)), constant_values=-np.inf)
+                win = np.sort(np.lib.stride_tricks.sliding_window_view(pad, s["size"], axis=1), -1)
+                live = win[..., -1] > 0
+                if live.any():
+                    margins.append((win[..., -1] - win[..., -2])[live].min())
+                h, _ = L.maxpool1d_forward(h, s["size"], s["stride"], "same")
+            elif k == "rnn":
+                W, U, b = p[f"{name}/W"], p[f"{name}/U"], p[f"{name}/b"]
+                hp, outs = np.zeros((h.shape[0], W.shape[1]), h.dtype), []
+                for t in range(h.shape[1]):
+                    z = h[:, t] @ W + hp @ U + b  # N,H pre-activation of step t
+                    margins.append(np.abs(z).min())
+                    hp = np.maximum(z, 0)
+                    outs.append(hp)
+                h = np.stack(outs, 1)
+        margins.append(np.abs(h).min())  # |a| in the mask
+        return float(min(margins))
+
     def predict(self, X, *, seq_len=None):
         """Estimates for one spectrogram X (T, F) -> (y1, y2), each (T, F).
 

@@ -56,6 +56,8 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     init_from: str = ""
+    lbfgs_iters: int = 10          # with optimizer "lbfgs": iterations on each batch
+
 
     @classmethod
     def from_dict(cls, d):
@@ -73,6 +75,36 @@ def _atomic_savez(path, **arrays):
     tmp = path[:-4] + ".tmp.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+class BatchLBFGS:
+    """Huang et al.'s optimiser: a few L-BFGS iterations on each mini-batch.
+
+    The curvature memory lives only within one batch (a new batch is a new function), so
+    there is no state to checkpoint.
+    """
+
+    def __init__(self, iters=10, m=10):
+        self.iters, self.lbfgs = iters, optimizers.LBFGS(m=m)
+
+    def minimize(self, model, X, V, A, loss_fn):
+        info = self.lbfgs.minimize(lambda p: model.loss_and_grad(X, V, A, loss_fn), model.params,
+                                   max_iter=self.iters)
+        return info["f"]
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, d):
+        pass
+
+
+def make_optimizer(cfg):
+    """The optimizer a config names (``lbfgs`` gives :class:`BatchLBFGS`)."""
+    if cfg.optimizer == "lbfgs":
+        return BatchLBFGS(cfg.lbfgs_iters)
+    return optimizers.get_optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    clip_norm=cfg.clip_norm or None)
 
 
 def _loss_fn(cfg):
@@ -135,8 +167,7 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
     elif os.path.isfile(ckpt_path):
         raise ScratchnetError(f"{out!r} already holds a run: use --resume, or another --out")
     train_clips, valid_clips, sources, model = prepare(cfg)
-    opt = optimizers.get_optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                   clip_norm=cfg.clip_norm or None)
+    opt = make_optimizer(cfg)
     loss_fn = _loss_fn(cfg)
     state = {"stage": 0, "epoch": 0, "batch": 0, "global_epoch": 0, "best": -np.inf, "seconds": 0.0}
     if resume:
@@ -185,12 +216,16 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
                     break
                 if b < state["batch"]:
                     continue  # seen before the interruption: skip, do not re-train
-                loss, grads = model.loss_and_grad(X, V, A, loss_fn)
+                if isinstance(opt, BatchLBFGS):
+                    loss = opt.minimize(model, X, V, A, loss_fn)
+                else:
+                    loss, grads = model.loss_and_grad(X, V, A, loss_fn)
                 if not np.isfinite(loss):
                     raise TrainingDiverged(
                         f"loss became {loss} at epoch {ep + 1}, batch {b + 1}: stopped; the last good "
                         f"checkpoint is {ckpt_path} (try a lower --lr or --clip-norm)")
-                opt.step(model.params, grads)
+                if not isinstance(opt, BatchLBFGS):
+                    opt.step(model.params, grads)
                 running += loss
                 state["batch"] = b + 1
                 state["loss_sum"] = running
@@ -251,7 +286,7 @@ def add_train_arguments(p):
     p.add_argument("--split", default=None)
     p.add_argument("--objective", default=None, help="mse, kl or is")
     p.add_argument("--gamma", type=float, default=None, help="discriminative weight (0 = off)")
-    p.add_argument("--optimizer", default=None, help="adam, adagrad, adadelta, sgd")
+    p.add_argument("--optimizer", default=None, help="adam, adagrad, adadelta, sgd or lbfgs")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None, help="frames per training sequence")

@@ -2,17 +2,16 @@
 
 The finite-difference steps are h = 1e-6.  A centred difference is only valid where no ReLU,
 max-pool or |a| (in the mask) switches branch within h of the point, so each check first
-measures the model's *kink margin*: the smallest |pre-activation| of every ReLU (dense and
-recurrent), the smallest |a| entering the mask, and the smallest gap between the winner of a
-max-pool window and its runner-up.  Inputs and seeds are drawn so that this margin is many
-thousand times h, and the test asserts it.
+measures the model's *kink margin* (:meth:`Model.kink_margin`): the smallest |pre-activation|
+of every ReLU (dense and recurrent), the smallest |a| entering the mask, and the smallest gap
+between the winner of a max-pool window and its runner-up.  Inputs are redrawn (seeded) until
+this margin is over a thousand times h, and the test asserts it.
 """
 import functools
 
 import numpy as np
 import pytest
 
-from scratchnet import layers as L
 from scratchnet import losses
 from scratchnet.errors import ScratchnetError
 from scratchnet.gradcheck import check_gradients, format_table, rel_error
@@ -35,40 +34,7 @@ def small_model(arch, seed=0, **kw):
 
 
 def kink_margin(model, X):
-    """Smallest distance of any ReLU, max-pool or mask |a| from switching branch."""
-    p, h, margins = model.params, model._features(X), []
-    for s in model.specs:
-        k = s["kind"]
-        if k == "context":
-            h, _ = L.context_forward(h, s["k"])
-        elif k == "dense":
-            h, _ = L.affine_forward(h, p[s["name"] + "/W"], p[s["name"] + "/b"])
-        elif k == "relu":
-            margins.append(np.abs(h).min())
-            h = np.maximum(h, 0)
-        elif k == "conv":
-            h, _ = L.conv1d_forward(h, p[s["name"] + "/W"], p[s["name"] + "/b"])
-        elif k == "pool":
-            pad = np.pad(h, ((0, 0), (1, 1), (0, 0)), constant_values=-np.inf)
-            win = np.sort(np.lib.stride_tricks.sliding_window_view(pad, 3, axis=1), axis=-1)
-            top, second = win[..., -1], win[..., -2]
-            live = top > 0  # windows of zeros stay zeros: their ReLUs are themselves guarded
-            if live.any():
-                margins.append((top - second)[live].min())
-            h, _ = L.maxpool1d_forward(h, 3, 1, "same")
-        elif k == "rnn":
-            W, U, b = (p[s["name"] + t] for t in ("/W", "/U", "/b"))
-            N, T, _ = h.shape
-            hp = np.zeros((N, W.shape[1]))
-            outs = []
-            for t in range(T):
-                z = h[:, t] @ W + hp @ U + b
-                margins.append(np.abs(z).min())
-                hp = np.maximum(z, 0)
-                outs.append(hp)
-            h = np.stack(outs, 1)
-    margins.append(np.abs(h).min())  # |a| in the mask
-    return min(margins)
+    return model.kink_margin(X)
 
 
 def draw_input(model, rng, N=2, T=4):
@@ -198,3 +164,13 @@ def test_predict_in_sequences_matches_forward_for_a_dnn():
     whole = model.predict(X)
     chunked = model.predict(X, seq_len=5)
     np.testing.assert_allclose(whole[0], chunked[0])
+
+
+def test_the_printed_gradient_table_passes():
+    """``python -m scratchnet.gradcheck``: every layer, objective and model below 1e-6."""
+    from scratchnet.gradcheck import gradient_table
+    rows = gradient_table()
+    whats = {r[0] for r in rows}
+    assert {"affine", "mask", "rnn BPTT (kernels)", "model hybrid", "loss is (gamma 0.05)"} <= whats
+    bad = [r for r in rows if not r[2] < 1e-6]
+    assert not bad, bad

@@ -99,3 +99,11 @@ def test_parse_stages():
     assert training.parse_stages("100:2,400:3") == [[100, 2], [400, 3]]
     with pytest.raises(ScratchnetError, match="100:2,400:3"):
         training.parse_stages("100-2")
+
+
+def test_lbfgs_training_lowers_the_loss(fake_mir1k, tmp_path):
+    out = tmp_path / "l"
+    training.train(_cfg(fake_mir1k, optimizer="lbfgs", lbfgs_iters=5, stages=[[10, 2]]), str(out),
+                   progress=False, log=lambda *_: None)
+    rows = [r.split(",") for r in (out / "log.csv").read_text().strip().splitlines()[1:]]
+    assert float(rows[1][5]) < float(rows[0][5])

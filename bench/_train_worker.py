@@ -1,0 +1,179 @@
+"""Training-step worker for bench_training.py: scratchnet or its PyTorch twin, one process each.
+
+Started by :class:`_common.Worker` with the thread-count variables already in its environment.
+Commands (one JSON line each): ``{"op": "run", "steps": K}`` times K training steps (forward,
+loss, backward, Adam step) and answers the elapsed seconds; ``{"op": "rss"}`` answers the
+peak resident memory.  The data are random magnitudes, the same in both implementations.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+import numpy as np  # noqa: E402  (after the environment holds the thread count)
+
+GAMMA = 0.05   # discriminative weight of the loss, as in training
+LR = 1e-3
+EPS = 1e-8     # the soft mask's eps (make_config's mask_eps)
+
+
+def make_batch(N, T, F, seed=0):
+    """Random mixture magnitudes X (N,T,F) and targets that sum to X, float32."""
+    rng = np.random.default_rng(seed)
+    X = np.abs(rng.standard_normal((N, T, F))).astype(np.float32)
+    g = rng.random((N, T, F)).astype(np.float32)
+    return X, g * X, (1 - g) * X
+
+
+# --------------------------------------------------------------------------- scratchnet
+def ours(args, X, t1, t2):
+    from scratchnet import losses, optimizers
+    from scratchnet.models import Model, make_config
+
+    overrides = {"arch": args.arch, "n_bins": X.shape[2]}
+    if args.arch != "hybrid":
+        overrides["hidden"] = args.hidden
+    model = Model(make_config(**overrides))
+    opt = optimizers.Adam(lr=LR)
+
+    def loss_fn(y1, y2, a, b):
+        return losses.mse_loss(y1, y2, a, b, gamma=GAMMA)
+
+    def step():
+        loss, grads = model.loss_and_grad(X, t1, t2, loss_fn)
+        opt.step(model.params, grads)
+        return loss
+
+    return step, model.n_params()
+
+
+# --------------------------------------------------------------------------- PyTorch twin
+def twin(args, X, t1, t2):
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    N, T, F = X.shape
+
+    class Mask(nn.Module):
+        def forward(self, a, X):  # Huang's soft mask |a1| / (|a1| + |a2| + eps) * X
+            m1, m2 = a[..., :F].abs(), a[..., F:].abs()
+            s = m1 + m2 + EPS
+            return m1 / s * X, m2 / s * X
+
+    class LoopRNN(nn.Module):
+        """h_t = relu(x_t W + h_{t-1} U + b) as a Python loop over time (the brief's form)."""
+
+        def __init__(self, D, H):
+            super().__init__()
+            self.W = nn.Linear(D, H)
+            self.U = nn.Linear(H, H, bias=False)
+
+        def forward(self, x):
+            xw = self.W(x)  # N,T,H: all frames at once
+            h = xw.new_zeros(x.shape[0], xw.shape[2])
+            hs = []
+            for t in range(x.shape[1]):
+                h = torch.relu(xw[:, t] + self.U(h))
+                hs.append(h)
+            return torch.stack(hs, 1)
+
+    def rnn(D, H, layers=1):
+        if args.torch_rnn == "loop":
+            return nn.Sequential(*[LoopRNN(D if i == 0 else H, H) for i in range(layers)])
+        return _First(nn.RNN(D, H, num_layers=layers, nonlinearity="relu", batch_first=True))
+
+    class _First(nn.Module):  # nn.RNN returns (output, h_n): keep the output
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x)[0]
+
+    class DRNN2(nn.Module):
+        def __init__(self, H, k=1):
+            super().__init__()
+            self.k = k
+            self.hidden1 = nn.Linear((2 * k + 1) * F, H)
+            self.hidden2 = rnn(H, H)
+            self.hidden3 = nn.Linear(H, H)
+            self.out = nn.Linear(H, 2 * F)
+            self.mask = Mask()
+
+        def forward(self, X):
+            idx = (torch.arange(T)[:, None] + torch.arange(-self.k, self.k + 1)[None, :]).clamp(0, T - 1)
+            z = X[:, idx, :].reshape(N, T, -1)  # context window: N,T,(2k+1)F
+            h = torch.relu(self.hidden1(z))
+            h = self.hidden2(h)
+            h = torch.relu(self.hidden3(h))
+            return self.mask(self.out(h), X)
+
+    class Hybrid(nn.Module):
+        def __init__(self, filters=(512, 256, 128), dense=(1024, 128, 256, 512), H=256):
+            super().__init__()
+            conv, c = [], F
+            for f in filters:
+                conv += [nn.Conv1d(c, f, 3, padding=1), nn.ReLU(), nn.MaxPool1d(3, stride=1, padding=1)]
+                c = f
+            self.conv = nn.Sequential(*conv)
+            dense_layers = []
+            for d in dense:
+                dense_layers += [nn.Linear(c, d), nn.ReLU()]
+                c = d
+            self.dense = nn.Sequential(*dense_layers)
+            self.rnn = rnn(c, H, 3)
+            self.out = nn.Linear(H, 2 * F)
+            self.mask = Mask()
+
+        def forward(self, X):
+            h = self.conv(X.transpose(1, 2)).transpose(1, 2)  # Conv1d over time, F channels
+            h = self.rnn(self.dense(h))
+            return self.mask(self.out(h), X)
+
+    model = Hybrid() if args.arch == "hybrid" else DRNN2(args.hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    Xt, a, b = (torch.from_numpy(v) for v in (X, t1, t2))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        y1, y2 = model(Xt)
+        d = lambda u, v: ((u - v) ** 2).sum()  # noqa: E731
+        loss = (d(y1, a) + d(y2, b) - GAMMA * (d(y1, b) + d(y2, a))) / (N * T)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--impl", choices=("ours", "torch"), required=True)
+    p.add_argument("--arch", default="drnn-2")
+    p.add_argument("--hidden", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--torch-rnn", choices=("module", "loop"), default="module")
+    p.add_argument("--batch", type=int, nargs=3, default=(10, 100, 513), metavar=("N", "T", "F"))
+    args = p.parse_args()
+    X, t1, t2 = make_batch(*args.batch)
+    step, n_params = (ours if args.impl == "ours" else twin)(args, X, t1, t2)
+    step()  # warm up: Numba's cache load, torch's first-call allocations
+    step()
+
+    def run(steps):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = step()
+        return {"seconds": time.perf_counter() - t0, "loss": loss}
+
+    _common.serve({"run": run, "rss": lambda: {"rss_mb": _common.peak_rss_mb()}},
+                  {"n_params": int(n_params)})
+
+
+if __name__ == "__main__":
+    main()

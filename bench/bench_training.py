@@ -1,0 +1,78 @@
+"""Training throughput of scratchnet against the same network in PyTorch, on the CPU.
+
+For each case (DRNN-2 with hidden 1000 or 150, the hybrid) and each thread count, two worker
+processes are started, one per implementation, each with its BLAS/OpenMP thread count set
+before NumPy or torch loads.  They then take turns (ours, torch, ours, torch, ...): each turn
+times ``--steps`` training steps (forward + backward + Adam step) on one batch of 10
+sequences x 100 frames x 513 bins.  The table gives the median frames per second of each and
+the median of the per-turn ratios ours / torch (> 1: scratchnet is faster), and is appended
+to bench/RESULTS.md.
+
+    python bench/bench_training.py                       # all cases, 1 and 2 threads
+    python bench/bench_training.py --case drnn2-1000 --threads 1 --repeats 7
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+CASES = {  # name: (worker arguments, steps per turn)
+    "drnn2-1000": (["--arch", "drnn-2", "--hidden", "1000"], 3),
+    "drnn2-150": (["--arch", "drnn-2", "--hidden", "150"], 10),
+    "hybrid": (["--arch", "hybrid"], 4),
+}
+FRAMES = 10 * 100  # frames per step
+
+
+def bench_case(case, threads, repeats, steps, torch_rnn, pause):
+    args, default_steps = CASES[case]
+    steps = steps or default_steps
+    common = args + ["--threads", str(threads), "--torch-rnn", torch_rnn]
+    workers = {impl: _common.Worker("_train_worker.py", ["--impl", impl] + common, threads)
+               for impl in ("ours", "torch")}
+    fps = {"ours": [], "torch": []}
+    try:
+        for _ in range(repeats):
+            for impl in ("ours", "torch"):
+                time.sleep(pause)  # let the other process's spinning threads go to sleep
+                r = workers[impl].ask(op="run", steps=steps)
+                fps[impl].append(steps * FRAMES / r["seconds"])
+        rss = {impl: w.ask(op="rss")["rss_mb"] for impl, w in workers.items()}
+    finally:
+        for w in workers.values():
+            w.close()
+    ratios = [a / b for a, b in zip(fps["ours"], fps["torch"])]
+    return [case, threads, _common.median(fps["ours"]), _common.median(fps["torch"]),
+            _common.median(ratios), f"{min(ratios):.2f}-{max(ratios):.2f}",
+            f"{rss['ours']:.0f} / {rss['torch']:.0f}"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--case", nargs="+", choices=list(CASES), default=list(CASES))
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--repeats", type=int, default=5, help="turns of each implementation")
+    p.add_argument("--steps", type=int, default=0, help="training steps per turn (0: per case)")
+    p.add_argument("--torch-rnn", choices=("module", "loop"), default="module",
+                   help="torch twin's recurrence: nn.RNN(relu), or a Python loop over time")
+    p.add_argument("--pause", type=float, default=0.3, help="seconds between turns")
+    p.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    args = p.parse_args()
+    rows = []
+    for case in args.case:
+        for threads in args.threads:
+            rows.append(bench_case(case, threads, args.repeats, args.steps, args.torch_rnn, args.pause))
+            print(" ".join(map(str, rows[-1])), flush=True)
+    text = _common.table(["case", "threads", "ours frames/s", "torch frames/s", "ratio (median)",
+                          "ratio range", "peak RSS MB ours / torch"], rows)
+    text += (f"\n\n{args.repeats} alternating turns of each; torch twin's RNN: {args.torch_rnn}; "
+             f"batch 10 x 100 frames x 513 bins, float32, Adam.")
+    _common.report("Training throughput (frames/s), scratchnet vs PyTorch", text,
+                   threads=" and ".join(map(str, args.threads)), append=not args.no_append)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Grids of training runs: ``scratchnet sweep CONFIG``, a CSV of scores and the bar charts.
+
+A sweep config is a JSON file::
+
+    {
+      "name": "optimizers",
+      "base": {"model": {"arch": "hybrid"}, "stages": [[100, 2]], "max_batches_per_epoch": 200},
+      "grid": {"optimizer": ["adam", "adagrad", "adadelta"], "lr": [0.01, 0.001]},
+      "evaluate": {"split": "huang", "part": "test", "limit": 40}
+    }
+
+``base`` holds :class:`scratchnet.training.TrainConfig` options shared by every run; ``grid``
+maps an option (``model.<key>`` for a model option) to the values to try, and the sweep runs
+every combination.  Each run is an independent ``scratchnet train`` process followed by
+``scratchnet evaluate`` on its best model, so ``--jobs 2`` keeps both cores busy, and a sweep
+that is stopped resumes where it was: finished runs are skipped, interrupted ones resume from
+their checkpoint.  The results land in ``OUT/results.csv`` and ``OUT/<name>.png``: grouped bars
+of GNSDR, GSIR and GSAR per setting, vocals and accompaniment, as the hybrid paper's Figures
+3 to 6.
+"""
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+from .errors import ScratchnetError
+
+SCORES = ("GNSDR", "GSIR", "GSAR")
+
+
+def load_sweep(path):
+    """Read and check a sweep config; returns the dict."""
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ScratchnetError(f"cannot read sweep config {path!r}: {e}") from None
+    if not isinstance(cfg.get("grid"), dict) or not cfg["grid"]:
+        raise ScratchnetError(f"{path}: a sweep needs a non-empty \"grid\" of option -> values")
+    for key, values in cfg["grid"].items():
+        if not isinstance(values, list) or not values:
+            raise ScratchnetError(f"{path}: grid option {key!r} needs a non-empty list of values")
+    cfg.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    cfg.setdefault("base", {})
+    cfg.setdefault("evaluate", {"split": "huang", "part": "test"})
+    return cfg
+
+
+def _slug(value):
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in text).strip("_")
+
+
+def expand(cfg):
+    """Every grid point as ``(name, settings, train_config_dict)``, in a fixed order."""
+    keys = list(cfg["grid"])
+    points = []
+    for values in itertools.product(*(cfg["grid"][k] for k in keys)):
+        settings = dict(zip(keys, values))
+        train_cfg = json.loads(json.dumps(cfg["base"]))  # deep copy
+        for key, value in settings.items():
+            if key.startswith("model."):
+                train_cfg.setdefault("model", {})[key[6:]] = value
+            else:
+                train_cfg[key] = value
+        name = "__".join(f"{k.split('.')[-1]}-{_slug(v)}" for k, v in settings.items())
+        points.append((name, settings, train_cfg))
+    return points
+
+
+def _commands(cfg, name, train_cfg, data_dir, out):
+    """The train and evaluate commands of one grid point (train resumes if it can)."""
+    folder = os.path.join(out, name)
+    run = os.path.join(folder, "run")
+    os.makedirs(folder, exist_ok=True)
+    cfg_path = os.path.join(folder, "train.json")
+    with open(cfg_path + ".tmp", "w") as f:
+        json.dump(train_cfg, f, indent=2)
+    os.replace(cfg_path + ".tmp", cfg_path)
+    py = [sys.executable, "-m", "scratchnet"]
+    train = py + ["train", "--config", cfg_path, "--data", data_dir, "--out", run, "-q"]
+    if os.path.isfile(os.path.join(run, "checkpoint.npz")):
+        train = py + ["train", "--out", run, "--resume", "-q"]
+    ev = cfg["evaluate"]
+    evaluate = py + ["evaluate", "--model", os.path.join(run, "best.npz"), "--data", data_dir,
+                     "--split", ev.get("split", "huang"), "--part", ev.get("part", "test"),
+                     "--workers", "1", "-q", "--json", os.path.join(folder, "result.json")]
+    if ev.get("limit"):
+        evaluate += ["--limit", str(ev["limit"])]
+    return train, evaluate, folder
+
+
+def run_sweep(cfg, data_dir, out, *, jobs=2, log=print):
+    """Run every grid point not yet finished, ``jobs`` at a time; then write CSV and figure."""
+    os.makedirs(out, exist_ok=True)
+    pending = [p for p in expand(cfg) if not os.path.isfile(os.path.join(out, p[0], "result.json"))]
+    log(f"sweep {cfg['name']}: {len(expand(cfg))} runs, {len(pending)} to do, {jobs} at a time")
+    running = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            name, _, train_cfg = pending.pop(0)
+            train, evaluate, folder = _commands(cfg, name, train_cfg, data_dir, out)
+            logf = open(os.path.join(folder, "log.txt"), "a")
+            cmd = " && ".join(subprocess.list2cmdline(c) for c in (train, evaluate))
+            proc = subprocess.Popen(cmd, shell=True, stdout=logf, stderr=subprocess.STDOUT)
+            running.append((name, proc, logf, time.time()))
+            log(f"started {name}")
+        time.sleep(1.0)
+        for item in list(running):
+            name, proc, logf, t0 = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            logf.close()
+            status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see log.txt)"
+            log(f"{name}: {status} in {time.time() - t0:.0f} s")
+    rows = collect(cfg, out)
+    csv_path = write_csv(rows, os.path.join(out, "results.csv"))
+    fig_path = bar_chart(rows, title=cfg["name"], path=os.path.join(out, f"{cfg['name']}.png"))
+    return csv_path, fig_path
+
+
+def collect(cfg, out):
+    """One row per finished grid point: its settings, scores and training time."""
+    rows = []
+    for name, settings, _ in expand(cfg):
+        path = os.path.join(out, name, "result.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            res = json.load(f)
+        row = {"run": name, **{k.split(".")[-1]: v for k, v in settings.items()}, "clips": res["clips"]}
+        for src in ("vocals", "accompaniment"):
+            for s in SCORES:
+                row[f"{src}_{s}"] = round(res[src][s], 3)
+        log_path = os.path.join(out, name, "run", "log.csv")
+        if os.path.isfile(log_path):
+            with open(log_path) as f:
+                last = list(csv.DictReader(f))[-1]
+            row["train_seconds"] = float(last["seconds"])
+        rows.append(row)
+    return rows
+
+
+def write_csv(rows, path):
+    if not rows:
+        raise ScratchnetError("no finished runs to write")
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path + ".tmp", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def bar_chart(rows, *, title=None, path=None):
+    """Grouped bars: GNSDR, GSIR, GSAR per setting; one panel for vocals, one for accompaniment."""
+    import numpy as np
+    from .report import _plt, save_figure
+    plt = _plt()
+    labels = [r["run"].replace("__", "\n") for r in rows]
+    x = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows) * 2), 4), constrained_layout=True)
+    for ax, src in zip(axes, ("vocals", "accompaniment")):
+        for i, s in enumerate(SCORES):
+            vals = [r[f"{src}_{s}"] for r in rows]
+            bars = ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=s)
+            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_ylabel("dB")
+        ax.set_title(src)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    if path:
+        save_figure(fig, path)
+    return path or fig
+
+
+def add_sweep_arguments(p):
+    p.add_argument("config", help="sweep config (JSON): base options, grid, evaluation")
+    p.add_argument("--data", required=True, help="folder of MIR-1K clips")
+    p.add_argument("--out", default=None, help="sweep folder (default sweeps/<name>)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
+
+
+def sweep_from_args(args):
+    cfg = load_sweep(args.config)
+    if args.jobs < 1:
+        raise ScratchnetError(f"--jobs {args.jobs} must be at least 1")
+    if not os.path.isdir(args.data):
+        raise ScratchnetError(f"data folder {args.data!r} does not exist or is not a folder")
+    out = args.out or os.path.join("sweeps", cfg["name"])
+    csv_path, fig_path = run_sweep(cfg, os.path.abspath(args.data), out, jobs=args.jobs)
+    print(csv_path)
+    print(fig_path)
+    return 0

@@ -1,0 +1,89 @@
+"""The teaching notebooks in ``notebooks/`` run top to bottom without an error.
+
+Each notebook is copied into a temporary folder and executed there by nbclient in a fresh
+``python3`` kernel, so nothing is written into the repository.  The kernel inherits this
+process's environment, set here to the notebooks' fast setting (``SCRATCHNET_NOTEBOOK_FAST=1``)
+on synthetic songs (``SCRATCHNET_DATA`` unset).  A cell that raises fails the test with
+nbclient's ``CellExecutionError``, which names the cell and shows its traceback.
+
+The committed notebooks are also checked without running them: executed in order, with their
+figures, no embedded audio (no MIR-1K audio may be committed) and a modest size.
+"""
+import base64
+import os
+import shutil
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+NOTEBOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
+#: notebook -> how many figures (PNG outputs) it draws
+NOTEBOOKS = {"01_stft_and_masks.ipynb": 4, "02_bptt_by_hand.ipynb": 4, "03_train_a_separator.ipynb": 4}
+CELL_TIMEOUT = 300   # seconds per cell; the fast setting needs a few
+MAX_BYTES = 1_500_000
+
+
+def run_notebook(name, workdir):
+    """Execute a copy of ``notebooks/<name>`` in ``workdir``; return the executed notebook."""
+    path = shutil.copy(os.path.join(NOTEBOOK_DIR, name), workdir)
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(workdir)}})
+    client.execute()  # raises CellExecutionError at the first cell that fails
+    return nb
+
+
+def outputs(nb):
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def n_figures(nb):
+    return sum("image/png" in o.get("data", {}) for o in outputs(nb))
+
+
+@pytest.fixture
+def fast_env(monkeypatch):
+    """The environment the kernel inherits: fast setting, synthetic data, inline figures."""
+    monkeypatch.setenv("SCRATCHNET_NOTEBOOK_FAST", "1")
+    monkeypatch.delenv("SCRATCHNET_DATA", raising=False)
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # let ipykernel choose its inline backend
+    # one BLAS thread: the matrices are small, and threads only fight on a busy machine
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_runs_fast_on_synthetic_data(name, tmp_path, fast_env):
+    nb = run_notebook(name, tmp_path)
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    assert n_figures(nb) == NOTEBOOKS[name], f"{name} drew {n_figures(nb)} figures"
+    assert sorted(os.listdir(tmp_path)) == [name], f"{name} wrote files: {os.listdir(tmp_path)}"
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["01_stft_and_masks.ipynb", "03_train_a_separator.ipynb"])
+def test_notebook_runs_fast_on_mir1k(name, tmp_path, fast_env, mir1k_dir, monkeypatch):
+    monkeypatch.setenv("SCRATCHNET_DATA", mir1k_dir)
+    nb = run_notebook(name, tmp_path)
+    assert "MIR-1K" in "".join(o.get("text", "") for o in outputs(nb))
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_committed_notebook_is_executed_with_figures_and_no_audio(name):
+    path = os.path.join(NOTEBOOK_DIR, name)
+    assert os.path.getsize(path) < MAX_BYTES, f"{name} is {os.path.getsize(path):,} bytes"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), f"{name}: cells not run top to bottom: {counts}"
+    assert not [o for o in outputs(nb) if o.output_type == "error"]
+    assert n_figures(nb) == NOTEBOOKS[name]
+    for o in outputs(nb):
+        for mime, payload in o.get("data", {}).items():
+            assert not mime.startswith("audio/"), f"{name} embeds audio ({mime})"
+            assert "<audio" not in str(payload), f"{name} embeds an HTML audio player"
+            if mime == "image/png":
+                assert base64.b64decode(payload)[:8] == b"\x89PNG\r\n\x1a\n"
