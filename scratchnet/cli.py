@@ -123,10 +123,11 @@ def cmd_demo(args):
     mix, _ = audio.load(path)
     est_v, _ = audio.load(outs[0])
     est_a, _ = audio.load(outs[1])
-    if not args.file:
-        vocals, accompaniment = vocals * 0.5 / np.max(np.abs(mixture)), accompaniment * 0.5 / np.max(np.abs(mixture))
+    if args.file:
+        vocals = accompaniment = None  # a user's song has no references: three panels
     else:
-        vocals, accompaniment = est_v, est_a  # no references for a user's file
+        gain = 0.5 / np.max(np.abs(mixture))  # the level the song was written at
+        vocals, accompaniment = vocals * gain, accompaniment * gain
     fig_path = os.path.join(args.outdir, "demo.png")
     report.five_panel(mix, vocals, est_v, accompaniment, est_a, path=fig_path,
                       title=f"{os.path.basename(path)}: {separator.name}")

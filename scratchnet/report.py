@@ -49,7 +49,8 @@ def five_panel(mixture, vocals, est_vocals, accompaniment, est_accompaniment, *,
     Parameters
     ----------
     mixture, vocals, est_vocals, accompaniment, est_accompaniment : ndarray, shape (n,)
-        Waveforms at ``sr``.
+        Waveforms at ``sr``.  ``vocals`` and ``accompaniment`` may be None (a song without
+        references): their panels are left out.
     dynamic_range : float
         dB shown below the loudest bin of all five panels (one colour scale for all).
 
@@ -62,15 +63,17 @@ def five_panel(mixture, vocals, est_vocals, accompaniment, est_accompaniment, *,
     >>> fig = five_panel(v + a, v, v, a, a, title="perfect separation")
     """
     plt = _plt()
-    signals = (mixture, vocals, est_vocals, accompaniment, est_accompaniment)
-    specs = [log_spectrogram(s, **stft_kw) for s in signals]
+    panels = [(sig, label) for sig, label in zip(
+        (mixture, vocals, est_vocals, accompaniment, est_accompaniment), PANELS) if sig is not None]
+    specs = [log_spectrogram(sig, **stft_kw) for sig, _ in panels]
     vmax = max(s.max() for s in specs)
     vmin = vmax - dynamic_range
     hop = stft_kw.get("hop_length", HOP_LENGTH)
     duration = specs[0].shape[1] * hop / sr
     extent = (0.0, duration, 0.0, sr / 2)
-    fig, axes = plt.subplots(5, 1, figsize=(9, 11), sharex=True, constrained_layout=True)
-    for ax, spec, label in zip(axes, specs, PANELS):
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True,
+                             constrained_layout=True)
+    for ax, spec, (_, label) in zip(axes, specs, panels):
         im = ax.imshow(spec, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax,
                        cmap="magma", interpolation="nearest")
         ax.set_title(label, fontsize=10)

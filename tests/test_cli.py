@@ -108,3 +108,11 @@ def test_outputs_never_overwrite_the_input(tiny_model, tmp_path):
     assert_one_line_error(run_cli("separate", str(song), "-o", str(tmp_path), "--model", tiny_model),
                           "overwrite")
     assert song.read_bytes() == before
+
+
+def test_demo_makes_a_song_and_separates_it(tmp_path):
+    proc = run_cli("demo", "-o", str(tmp_path / "demo"), "--seconds", "3")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("demo_mixture.wav", "demo.png", "demo_mixture/vocals.wav", "demo_mixture/accompaniment.wav"):
+        assert (tmp_path / "demo" / name).is_file(), name
+    assert sf.info(tmp_path / "demo" / "demo_mixture" / "vocals.wav").frames == 3 * 16000
