@@ -43,6 +43,7 @@ class TrainConfig:
     gamma: float = 0.05
     optimizer: str = "adam"
     lr: float = 1e-3
+    lr_decay: float = 1.0          # the learning rate is multiplied by this after every epoch
     weight_decay: float = 0.0
     clip_norm: float = 1.0
     batch_size: int = 10
@@ -205,6 +206,8 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
             n_batches = min(n_batches, cfg.max_batches_per_epoch)
         while state["epoch"] < n_epochs:
             ep = state["global_epoch"]
+            if hasattr(opt, "lr"):
+                opt.lr = cfg.lr * cfg.lr_decay ** ep  # a function of the epoch: resumes exactly
             running = state.get("loss_sum", 0.0)
             t0 = time.time()
             start_batch = state["batch"]
@@ -288,6 +291,7 @@ def add_train_arguments(p):
     p.add_argument("--gamma", type=float, default=None, help="discriminative weight (0 = off)")
     p.add_argument("--optimizer", default=None, help="adam, adagrad, adadelta, sgd or lbfgs")
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr-decay", type=float, default=None, help="lr factor per epoch (default 1)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None, help="frames per training sequence")
     p.add_argument("--epochs", type=int, default=None)
@@ -316,7 +320,7 @@ def config_from_args(args):
         if getattr(args, flag) is not None:
             model[key] = getattr(args, flag)
     flags = {"data": "data", "split": "split", "objective": "objective", "gamma": "gamma",
-             "optimizer": "optimizer", "lr": "lr", "batch_size": "batch_size",
+             "optimizer": "optimizer", "lr": "lr", "lr_decay": "lr_decay", "batch_size": "batch_size",
              "shift_step": "shift_step", "max_batches": "max_batches_per_epoch",
              "train_clips": "train_clips", "valid_clips": "valid_clips", "seed": "seed",
              "workers": "workers"}
