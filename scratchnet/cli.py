@@ -136,15 +136,24 @@ def cmd_demo(args):
 
 
 def cmd_curves(args):
+    """Training curves of one run, or of several runs that continue each other, end to end."""
+    import numpy as np
     from . import report
-    log_path = os.path.join(args.run, "log.csv")
-    if not os.path.isfile(log_path):
-        raise ScratchnetError(f"{args.run!r} holds no training log (expected {log_path})")
-    log = report.read_log(log_path)
-    if not log:
-        raise ScratchnetError(f"{log_path} has no epochs yet")
-    report.training_curves(log, title=args.title or os.path.basename(os.path.normpath(args.run)),
-                           path=args.output)
+    logs = []
+    for run in args.runs:
+        log_path = os.path.join(run, "log.csv")
+        if not os.path.isfile(log_path):
+            raise ScratchnetError(f"{run!r} holds no training log (expected {log_path})")
+        log = report.read_log(log_path)
+        if not log:
+            raise ScratchnetError(f"{log_path} has no epochs yet")
+        if logs:  # number the epochs of a continuation after those before it
+            log["epoch"] = log["epoch"] + logs[-1]["epoch"][-1]
+        logs.append(log)
+    joined = {k: np.concatenate([lg[k] for lg in logs]) for k in logs[0]}
+    title = args.title or " + ".join(os.path.basename(os.path.normpath(r)) for r in args.runs)
+    report.training_curves(joined, title=title, path=args.output,
+                           boundaries=[lg["epoch"][-1] for lg in logs[:-1]])
     print(args.output)
     return 0
 
@@ -208,7 +217,7 @@ def build_parser():
     p.set_defaults(func=cmd_figure)
 
     p = sub.add_parser("curves", help="training loss and validation GNSDR of a run")
-    p.add_argument("run", help="run folder (holds log.csv)")
+    p.add_argument("runs", nargs="+", help="run folder(s) holding log.csv; later ones continue earlier")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_curves)

@@ -97,21 +97,27 @@ def read_log(path):
             for k in rows[0]}
 
 
-def training_curves(log, *, title=None, path=None):
-    """Training loss and validation GNSDR against epoch, from :func:`read_log`'s dict."""
+def training_curves(log, *, title=None, path=None, boundaries=()):
+    """Training loss and validation GNSDR against epoch, from :func:`read_log`'s dict.
+
+    ``boundaries``: epochs after which a new run (a fine-tuning stage) took over, drawn as
+    dotted lines.
+    """
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     x = log.get("epoch", np.arange(len(next(iter(log.values())))))
     ax1.plot(x, log["train_loss"], marker="o")
     ax1.set_xlabel("epoch")
-    ax1.set_ylabel("training loss")
-    ax1.set_yscale("log")
+    ax1.set_ylabel("training loss")  # linear: the discriminative loss goes below zero
     ax1.grid(alpha=0.3)
     if "valid_gnsdr" in log and np.isfinite(log["valid_gnsdr"]).any():
         ax2.plot(x, log["valid_gnsdr"], marker="o", color="C1")
         best = int(np.nanargmax(log["valid_gnsdr"]))
         ax2.axvline(x[best], color="0.6", ls="--", lw=1, label=f"best: epoch {x[best]:g}")
         ax2.legend()
+    for ax in (ax1, ax2):
+        for b in boundaries:
+            ax.axvline(b + 0.5, color="0.3", ls=":", lw=1)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation vocal GNSDR (dB)")
     ax2.grid(alpha=0.3)

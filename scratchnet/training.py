@@ -12,9 +12,10 @@ One run lives in one folder (``--out runs/NAME``):
   (Huang et al. chose the iteration with the best development GNSDR); ``last.npz`` the
   latest.
 
-Training follows a list of *stages*, each a sequence length and a number of epochs:
-``[(100, 5)]`` is plain training, ``[(100, 2), (400, 3)]`` curriculum learning over segment
-lengths.  A loss that turns NaN or infinite stops the run with a message and leaves the last
+Training follows a list of *stages*, each a sequence length, a number of epochs and
+optionally a cap on batches per epoch: ``[(100, 5)]`` is plain training, ``[(100, 2), (400,
+3)]`` curriculum learning over segment lengths, and ``[(100, 1, 400), (400, 1, 100)]`` gives
+both stages the same number of frames (400 batches of 10 x 100, then 100 of 10 x 400).  A loss that turns NaN or infinite stops the run with a message and leaves the last
 good checkpoint in place.
 """
 import csv
@@ -198,12 +199,13 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
         _atomic_savez(ckpt_path, **arrays)
 
     while state["stage"] < len(cfg.stages):
-        seq_len, n_epochs = cfg.stages[state["stage"]]
+        seq_len, n_epochs, *cap = cfg.stages[state["stage"]]  # [seq_len, epochs(, max batches)]
         stream = data.SequenceStream(sources, seq_len=seq_len, batch_size=cfg.batch_size,
                                      shift_step=cfg.shift_step, seed=cfg.seed)
         n_batches = stream.batches_per_epoch()
-        if cfg.max_batches_per_epoch:
-            n_batches = min(n_batches, cfg.max_batches_per_epoch)
+        cap = cap[0] if cap else cfg.max_batches_per_epoch
+        if cap:
+            n_batches = min(n_batches, cap)
         while state["epoch"] < n_epochs:
             ep = state["global_epoch"]
             if hasattr(opt, "lr"):
@@ -268,12 +270,13 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
 
 # ---------------------------------------------------------------------- command line
 def parse_stages(text):
-    """``"100:2,400:3"`` -> ``[[100, 2], [400, 3]]`` (sequence length : epochs)."""
+    """``"100:2,400:3"`` -> ``[[100, 2], [400, 3]]`` (seq_len:epochs[:max batches per epoch])."""
     try:
         stages = [[int(a) for a in part.split(":")] for part in text.split(",")]
-        assert all(len(s) == 2 and s[0] > 0 and s[1] > 0 for s in stages)
+        assert all(len(s) in (2, 3) and min(s) > 0 for s in stages)
     except (ValueError, AssertionError):
-        raise ScratchnetError(f"--curriculum {text!r} must look like 100:2,400:3 (seq_len:epochs)") from None
+        raise ScratchnetError(
+            f"--curriculum {text!r} must look like 100:2,400:3 (seq_len:epochs[:max_batches])") from None
     return stages
 
 

@@ -115,3 +115,11 @@ def test_lbfgs_lowers_the_batch_loss_and_trains(fake_mir1k, tmp_path):
     training.train(_cfg(fake_mir1k, optimizer="lbfgs", lbfgs_iters=3, stages=[[10, 1]]), str(out),
                    progress=False, log=lambda *_: None)
     assert (out / "best.npz").is_file()
+
+
+def test_stage_caps_give_equal_frames(fake_mir1k, tmp_path):
+    training.train(_cfg(fake_mir1k, stages=[[5, 1, 4], [20, 1, 1]]), str(tmp_path / "e"),
+                   progress=False, log=lambda *_: None)
+    rows = [r.split(",") for r in (tmp_path / "e" / "log.csv").read_text().strip().splitlines()[1:]]
+    assert [int(r[4]) for r in rows] == [4 * 3 * 5, 1 * 3 * 20]  # frames = batches x N x T
+    assert training.parse_stages("100:1:400,400:1:100") == [[100, 1, 400], [400, 1, 100]]
