@@ -13,6 +13,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:  # benchmark the checkout this bench/ folder is in, not an installed copy
+    sys.path.insert(1, ROOT)
 RESULTS = os.path.join(HERE, "RESULTS.md")
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -62,14 +64,17 @@ def load_average():
         return (float("nan"),) * 3
 
 
+START = (datetime.datetime.now(), os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3)
+
+
 def machine(threads):
-    """One-line description of the machine, the software and the thread setting."""
+    """One-line description of the machine, the software, the thread setting and the load."""
     v = _versions()
-    la = load_average()
+    (t0, la0), la1 = START, load_average()
     return (f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
             f"numpy {v['numpy']}, numba {v['numba']}, scipy {v['scipy']}, torch {v['torch']}; "
-            f"threads: {threads}; load average before the run {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}; "
-            f"{datetime.datetime.now().isoformat(timespec='minutes')}")
+            f"threads: {threads}; load average (1 min) {la0[0]:.2f} at the start, {la1[0]:.2f} "
+            f"at the end; started {t0.isoformat(timespec='minutes')}")
 
 
 def median(xs):

@@ -2,9 +2,12 @@
 
 Every kernel here is private (``_name``) and compiled with ``@njit(cache=True)``; its twin
 ``name_numpy`` states the same computation in vectorised NumPy, readable against the maths.
-The public entry point ``name`` calls the kernel.  ``tests/test_kernels.py`` asserts that the
-two agree, and the suite also runs with ``NUMBA_DISABLE_JIT=1`` so that the kernels' Python
-bodies are checked too.
+The public entry point ``name`` calls the kernel (the convolution, which is one GEMM once
+unfolded, calls NumPy's BLAS instead, and is held to its twin all the same).  No kernel
+calls BLAS itself: inside Numba that would be SciPy's OpenBLAS, a second thread pool beside
+NumPy's (see the recurrence below); ``bench/RESULTS.md`` measures what each choice bought.
+``tests/test_kernels.py`` asserts that each kernel and its twin agree, and the suite also runs
+with ``NUMBA_DISABLE_JIT=1`` so that the kernels' Python bodies are checked too.
 """
 import numpy as np
 from numba import njit
@@ -46,20 +49,65 @@ def overlap_add(frames, hop_length, length):
 # --------------------------------------------------------------------------- RNN recurrence
 # The recurrence h_t = relu(xw_t + h_{t-1} Wh) is the only part of a ReLU RNN that cannot be
 # batched over time; scratchnet.recurrent computes xw = x Wx + b for all frames in one GEMM
-# and hands the loop over t to these kernels (one (N,H)x(H,H) GEMM per step).
+# and hands the loop over t to these kernels.  Each step is an (N,H) x (H,H) product with N
+# rows only (10 in training, 1 in separation), and the rows are ReLU outputs, about half of
+# them zeros.  BLAS is a poor fit there: it packs all of Wh for every step, cannot skip the
+# zeros, and, called from Numba, uses SciPy's OpenBLAS -- a second thread pool beside
+# NumPy's, and a barrier per step when threaded (a hundred times slower under load; see
+# bench/RESULTS.md).  So the product is written out below: single-threaded, no BLAS.
+@njit(cache=True)
+def _accumulate_matmul(src, s, W, dst, d, idx):
+    """``dst[n, d] += src[n, s] @ W`` for every n, skipping the zero entries of ``src[n, s]``.
+
+    src (N,*,K), W (K,M), dst (N,*,M); idx is scratch space of K ints.  Each row of W is
+    added in whole to the output row (a vectorised AXPY), four rows per sweep to cut the
+    loads and stores of the output, and W is visited in chunks of rows that stay in cache
+    while every n uses them.
+    """
+    N, K = src.shape[0], src.shape[2]
+    M = W.shape[1]
+    zero = src.dtype.type(0)
+    chunk = max(16, 65536 // M)  # 65536 floats of W: 256 KB in float32, within L2
+    for k0 in range(0, K, chunk):
+        k1 = min(k0 + chunk, K)
+        for n in range(N):
+            m = 0  # the nonzero inputs of this row and chunk
+            for k in range(k0, k1):
+                if src[n, s, k] != zero:
+                    idx[m] = k
+                    m += 1
+            o = dst[n, d]  # M
+            i = 0
+            while i + 4 <= m:
+                ka, kb, kc, kd = idx[i], idx[i + 1], idx[i + 2], idx[i + 3]
+                pa, pb, pc, pd = src[n, s, ka], src[n, s, kb], src[n, s, kc], src[n, s, kd]
+                wa, wb, wc, wd = W[ka], W[kb], W[kc], W[kd]
+                for j in range(M):
+                    o[j] += pa * wa[j] + pb * wb[j] + pc * wc[j] + pd * wd[j]
+                i += 4
+            while i < m:
+                p, w = src[n, s, idx[i]], W[idx[i]]
+                for j in range(M):
+                    o[j] += p * w[j]
+                i += 1
+
+
 @njit(cache=True)
 def _rnn_recurrence_forward(xw, h0, Wh):
     N, T, H = xw.shape
     zero = xw.dtype.type(0)  # typed zero: keeps float32 in float32
-    h = np.empty_like(xw)
-    prev = h0.copy()  # N,H: h_{t-1}, contiguous for the GEMM
+    idx = np.empty(H, np.int64)
+    h = xw.copy()  # N,T,H: each step adds h_{t-1} Wh to its xw_t, then applies the ReLU
+    h0_3 = h0.reshape(N, 1, H)
     for t in range(T):
-        hw = np.dot(prev, Wh)  # N,H
+        if t == 0:
+            _accumulate_matmul(h0_3, 0, Wh, h, 0, idx)
+        else:
+            _accumulate_matmul(h, t - 1, Wh, h, t, idx)
         for n in range(N):
             for j in range(H):
-                z = xw[n, t, j] + hw[n, j]  # pre-activation
-                prev[n, j] = z if z > zero else zero  # ReLU
-                h[n, t, j] = prev[n, j]
+                if not h[n, t, j] > zero:  # ReLU (NaN -> 0, as max(z, 0) would not)
+                    h[n, t, j] = zero
     return h
 
 
@@ -87,26 +135,26 @@ def rnn_recurrence_forward(xw, h0, Wh):
 
 
 @njit(cache=True)
-def _rnn_recurrence_backward(dh, h, Wh, clip):
+def _rnn_recurrence_backward(dh, h, WhT, clip):
     N, T, H = dh.shape
     zero = dh.dtype.type(0)
     c = dh.dtype.type(clip)
     clipping = c > zero and c < np.inf  # convention: clip <= 0 or inf means no clipping
+    idx = np.empty(H, np.int64)
     dz = np.empty_like(dh)
-    dz_t = np.empty((N, H), dh.dtype)  # contiguous for the GEMM
-    carry = np.zeros((N, H), dh.dtype)  # dL/dh_t arriving from step t+1: none after T-1
+    carry = np.zeros((N, 1, H), dh.dtype)  # dL/dh_t arriving from step t+1: none after T-1
     for t in range(T - 1, -1, -1):
         for n in range(N):
             for j in range(H):
-                g = dh[n, t, j] + carry[n, j]  # total gradient on h_t
-                dz_t[n, j] = g if h[n, t, j] > zero else zero  # through the ReLU
-                dz[n, t, j] = dz_t[n, j]
-        carry = np.dot(dz_t, Wh.T)  # N,H gradient on h_{t-1}
+                # total gradient on h_t, through the ReLU (h > 0 exactly where z > 0)
+                dz[n, t, j] = dh[n, t, j] + carry[n, 0, j] if h[n, t, j] > zero else zero
+                carry[n, 0, j] = zero
+        _accumulate_matmul(dz, t, WhT, carry, 0, idx)  # N,H gradient on h_{t-1}: dz_t Wh^T
         if clipping:
             for n in range(N):
                 for j in range(H):
-                    carry[n, j] = min(max(carry[n, j], -c), c)
-    return dz, carry
+                    carry[n, 0, j] = min(max(carry[n, 0, j], -c), c)
+    return dz, carry.reshape(N, H)
 
 
 def rnn_recurrence_backward_numpy(dh, h, h0, Wh, clip):
@@ -134,60 +182,26 @@ def rnn_recurrence_backward(dh, h, h0, Wh, clip=0.0):
     dtype = np.result_type(dh, h, Wh, np.float32)
     dh = np.ascontiguousarray(dh, dtype=dtype)
     clip = 0.0 if clip is None else float(clip)
-    return _rnn_recurrence_backward(dh, np.ascontiguousarray(h, dtype=dtype),
-                                    np.ascontiguousarray(Wh, dtype=dtype), clip)
+    WhT = np.ascontiguousarray(np.asarray(Wh, dtype=dtype).T)  # rows of Wh^T: AXPYs, as forward
+    return _rnn_recurrence_backward(dh, np.ascontiguousarray(h, dtype=dtype), WhT, clip)
 
 
 # --------------------------------------------------------------------------- conv1d
-# One GEMM per tap k: out[n, t] += x_pad[n, t + k] @ w[k].  The batch is flattened to rows
-# r = n * T_pad + t of a (N*T_pad, Cin) matrix, so that tap k is the contiguous row block
-# x_flat[k : k + R] and the GEMM runs over the whole batch at once.  Rows with t >= T straddle
-# two sequences; they are computed and thrown away ((K-1)/T_pad of the work).
-@njit(cache=True)
-def _conv1d_forward(x_pad, w):
+# A 1-D convolution over time is one GEMM once every output frame's K input frames are laid
+# side by side ("im2col"): x_unf[n, t] = [x_pad[n, t], ..., x_pad[n, t+K-1]], a row of K*Cin,
+# and out = x_unf @ w.reshape(K*Cin, Cout).  The unfolding is K slice copies; the GEMM runs in
+# NumPy's BLAS (the one thread pool of the package) with the largest inner dimension the
+# layer offers, which is what BLAS is fastest at.  The backward folds the unfolded gradient
+# back with K shifted slice additions.  No Numba: there is no loop left that NumPy does not
+# already run at full speed.
+def _unfold(x_pad, K):
+    """Rows (N*T, K*Cin): row n*T + t holds frames t .. t+K-1 of x_pad[n], side by side."""
     N, T_pad, Cin = x_pad.shape
-    K, _, Cout = w.shape
     T = T_pad - K + 1
-    R = N * T_pad - K + 1  # rows of the flat output; row n*T_pad + t is out[n, t]
-    x_flat = x_pad.reshape(N * T_pad, Cin)
-    out_flat = np.zeros((R, Cout), x_pad.dtype)
+    x_unf = np.empty((N, T, K, Cin), x_pad.dtype)
     for k in range(K):
-        tap = np.dot(x_flat[k:k + R], w[k])  # R,Cout: tap k for the whole batch
-        for r in range(R):
-            for o in range(Cout):
-                out_flat[r, o] += tap[r, o]
-    out = np.empty((N, T, Cout), x_pad.dtype)
-    for n in range(N):
-        for t in range(T):
-            for o in range(Cout):
-                out[n, t, o] = out_flat[n * T_pad + t, o]
-    return out
-
-
-@njit(cache=True)
-def _conv1d_backward(dout, x_pad, w):
-    N, T_pad, Cin = x_pad.shape
-    K, _, Cout = w.shape
-    T = T_pad - K + 1
-    R = N * T_pad - K + 1
-    x_flat = x_pad.reshape(N * T_pad, Cin)
-    dout_flat = np.zeros((R, Cout), x_pad.dtype)  # rows that straddle sequences stay zero
-    for n in range(N):
-        for t in range(T):
-            for o in range(Cout):
-                dout_flat[n * T_pad + t, o] = dout[n, t, o]
-    dw = np.empty_like(w)
-    dx_flat = np.zeros((N * T_pad, Cin), x_pad.dtype)
-    for k in range(K):
-        dwk = np.dot(x_flat[k:k + R].T, dout_flat)  # Cin,Cout
-        for c in range(Cin):  # element loops, not dw[k] = ...: the slice store compiles slowly
-            for o in range(Cout):
-                dw[k, c, o] = dwk[c, o]
-        dtap = np.dot(dout_flat, w[k].T)  # R,Cin
-        for r in range(R):
-            for c in range(Cin):
-                dx_flat[k + r, c] += dtap[r, c]
-    return dx_flat.reshape(N, T_pad, Cin), dw
+        x_unf[:, :, k] = x_pad[:, k:k + T]  # N,T,Cin: tap k of every output frame
+    return x_unf.reshape(N * T, K * Cin)
 
 
 def conv1d_forward_numpy(x_pad, w):
@@ -220,13 +234,31 @@ def conv1d_forward(x_pad, w):
     ``out[n, t, o] = sum_k sum_c x_pad[n, t + k, c] w[k, c, o]``.
     """
     x_pad, w = _common_float(x_pad, w)
-    return _conv1d_forward(x_pad, w)
+    K, Cin, Cout = w.shape
+    N, T_pad, _ = x_pad.shape
+    out = _unfold(x_pad, K) @ w.reshape(K * Cin, Cout)  # N*T,Cout: the whole layer in one GEMM
+    return out.reshape(N, T_pad - K + 1, Cout)
 
 
-def conv1d_backward(dout, x_pad, w):
-    """Backward of :func:`conv1d_forward`: dout (N,T,Cout) -> dx_pad (N,T_pad,Cin), dw (K,Cin,Cout)."""
+def conv1d_backward(dout, x_pad, w, *, input_grad=True):
+    """Backward of :func:`conv1d_forward`: dout (N,T,Cout) -> dx_pad (N,T_pad,Cin), dw (K,Cin,Cout).
+
+    ``input_grad=False`` skips dx_pad (returned as None), a GEMM as large as the forward's,
+    for a first layer whose input gradient nobody uses.
+    """
     dout, x_pad, w = _common_float(dout, x_pad, w)
-    return _conv1d_backward(dout, x_pad, w)
+    K, Cin, Cout = w.shape
+    N, T_pad, _ = x_pad.shape
+    T = T_pad - K + 1
+    dout_rows = dout.reshape(N * T, Cout)
+    dw = (_unfold(x_pad, K).T @ dout_rows).reshape(K, Cin, Cout)  # sum over all N*T frames
+    if not input_grad:
+        return None, dw
+    dx_unf = (dout_rows @ w.reshape(K * Cin, Cout).T).reshape(N, T, K, Cin)
+    dx_pad = np.zeros((N, T_pad, Cin), dout.dtype)
+    for k in range(K):
+        dx_pad[:, k:k + T] += dx_unf[:, :, k]  # fold: frame t+k received tap k of frame t
+    return dx_pad, dw
 
 
 # --------------------------------------------------------------------------- maxpool1d
@@ -293,3 +325,243 @@ def maxpool1d_backward(dout, argmax, T_pad):
     dout = np.ascontiguousarray(dout)
     dx_pad = np.zeros((dout.shape[0], int(T_pad), dout.shape[2]), dout.dtype)
     return _maxpool1d_backward(dout, np.ascontiguousarray(argmax, dtype=np.int64), dx_pad)
+
+
+# --------------------------------------------------------------------------- context window
+# Huang's context window copies each frame's neighbours beside it; the backward adds each
+# copy's gradient back to its frame.  NumPy's fancy indexing and np.add.at (the twins) make
+# index arrays and, for add.at, run an unbuffered scatter ten times slower than these loops.
+@njit(cache=True)
+def _context_forward(x, idx, out):
+    N, T, F = x.shape
+    J = idx.shape[1]
+    for n in range(N):
+        for t in range(T):
+            for j in range(J):
+                s = idx[t, j]
+                for f in range(F):
+                    out[n, t, j * F + f] = x[n, s, f]
+    return out
+
+
+@njit(cache=True)
+def _context_backward(dout, idx, dx):
+    N, T, F = dx.shape
+    J = idx.shape[1]
+    for n in range(N):
+        for t in range(T):
+            for j in range(J):
+                s = idx[t, j]
+                for f in range(F):
+                    dx[n, s, f] += dout[n, t, j * F + f]  # += : edge frames are copied repeatedly
+    return dx
+
+
+def context_forward_numpy(x, idx):
+    """Twin of :func:`context_forward`: one fancy index, ``x[:, idx]``."""
+    N, T, F = x.shape
+    return x[:, idx, :].reshape(N, T, idx.shape[1] * F)
+
+
+def context_backward_numpy(dout, idx, F):
+    """Twin of :func:`context_backward`: one ``np.add.at`` scatter."""
+    N, T = dout.shape[:2]
+    dx = np.zeros((N, T, F), dout.dtype)
+    np.add.at(dx, (slice(None), idx), dout.reshape(N, T, idx.shape[1], F))
+    return dx
+
+
+def context_forward(x, idx):
+    """Gather frames: x (N,T,F), idx (T,J) frame indices -> out (N,T,J*F), block j = x[:, idx[:, j]]."""
+    x = np.ascontiguousarray(x)
+    N, T, F = x.shape
+    out = np.empty((N, T, idx.shape[1] * F), x.dtype)
+    return _context_forward(x, np.ascontiguousarray(idx, dtype=np.int64), out)
+
+
+def context_backward(dout, idx, F):
+    """Backward of :func:`context_forward`: dout (N,T,J*F) -> dx (N,T,F)."""
+    dout = np.ascontiguousarray(dout)
+    dx = np.zeros((dout.shape[0], dout.shape[1], int(F)), dout.dtype)
+    return _context_backward(dout, np.ascontiguousarray(idx, dtype=np.int64), dx)
+
+
+# --------------------------------------------------------------------------- soft mask
+# Huang's soft mask in one pass over the bins each way, instead of a dozen NumPy temporaries;
+# the backward recomputes the gains from a and X rather than caching five arrays.
+@njit(cache=True)
+def _mask_forward(a, X, eps, y1, y2):
+    N, T, F = X.shape
+    e = X.dtype.type(eps)
+    for n in range(N):
+        for t in range(T):
+            for f in range(F):
+                m1, m2 = abs(a[n, t, f]), abs(a[n, t, F + f])
+                s = m1 + m2 + e
+                y1[n, t, f] = m1 / s * X[n, t, f]
+                y2[n, t, f] = m2 / s * X[n, t, f]
+    return y1, y2
+
+
+@njit(cache=True)
+def _mask_backward(dy1, dy2, a, X, eps, da, dX):
+    N, T, F = X.shape
+    e = X.dtype.type(eps)
+    for n in range(N):
+        for t in range(T):
+            for f in range(F):
+                a1, a2 = a[n, t, f], a[n, t, F + f]
+                m1, m2 = abs(a1), abs(a2)
+                s = m1 + m2 + e
+                g1, g2 = m1 / s, m2 / s
+                d1, d2 = dy1[n, t, f], dy2[n, t, f]
+                dx = d1 * g1 + d2 * g2
+                xs = X[n, t, f] / s
+                da[n, t, f] = xs * (d1 - dx) * np.sign(a1)
+                da[n, t, F + f] = xs * (d2 - dx) * np.sign(a2)
+                dX[n, t, f] = dx
+    return da, dX
+
+
+def mask_forward_numpy(a, X, eps):
+    """Twin of :func:`mask_forward`, elementwise NumPy."""
+    F = X.shape[-1]
+    m1, m2 = np.abs(a[..., :F]), np.abs(a[..., F:])
+    s = m1 + m2 + eps
+    return m1 / s * X, m2 / s * X
+
+
+def mask_backward_numpy(dy1, dy2, a, X, eps):
+    """Twin of :func:`mask_backward`, elementwise NumPy."""
+    F = X.shape[-1]
+    a1, a2 = a[..., :F], a[..., F:]
+    m1, m2 = np.abs(a1), np.abs(a2)
+    s = m1 + m2 + eps
+    g1, g2 = m1 / s, m2 / s
+    dX = dy1 * g1 + dy2 * g2
+    Xs = X / s
+    da = np.concatenate([Xs * (dy1 - dX) * np.sign(a1), Xs * (dy2 - dX) * np.sign(a2)], axis=-1)
+    return da, dX
+
+
+def mask_forward(a, X, eps):
+    """Soft mask: a (...,2F), X (...,F) -> y1, y2 (...,F), ``y_i = |a_i| / (|a1| + |a2| + eps) X``."""
+    a, X = _common_float(a, X)
+    F = X.shape[-1]
+    X3 = X.reshape(-1, 1, F)  # any leading axes, as rows
+    y1, y2 = _mask_forward(a.reshape(-1, 1, 2 * F), X3, float(eps), np.empty_like(X3), np.empty_like(X3))
+    return y1.reshape(X.shape), y2.reshape(X.shape)
+
+
+def mask_backward(dy1, dy2, a, X, eps):
+    """Backward of :func:`mask_forward`: dy1, dy2 (...,F) -> da (...,2F), dX (...,F)."""
+    dy1, dy2, a, X = _common_float(dy1, dy2, a, X)
+    F = X.shape[-1]
+    a3, X3 = a.reshape(-1, 1, 2 * F), X.reshape(-1, 1, F)
+    da, dX = _mask_backward(dy1.reshape(X3.shape), dy2.reshape(X3.shape), a3, X3, float(eps),
+                            np.empty_like(a3), np.empty_like(X3))
+    return da.reshape(a.shape), dX.reshape(X.shape)
+
+
+# --------------------------------------------------------------------------- loss and optimizer
+# The end of a training step in one pass each: Huang's discriminative squared error with its
+# gradients, Adam's update, and the sum of squares behind the global gradient norm.  In NumPy
+# each is a dozen whole-array temporaries (and float64 copies for the sums), which costs as
+# much as the GEMMs of a small network.  Each kernel repeats its twin's float operations in
+# the same order, in the arrays' dtype, so the two agree to the last bit but for the order
+# of the float64 sums.
+@njit(cache=True)
+def _discriminative_squared_error(y1, y2, t1, t2, gamma, scale, dy1, dy2):
+    g, sc, two = y1.dtype.type(gamma), y1.dtype.type(scale), y1.dtype.type(2)
+    own, other = 0.0, 0.0  # float64 sums of the own-source and other-source terms
+    for i in range(y1.size):
+        e11, e22 = y1[i] - t1[i], y2[i] - t2[i]
+        own += np.float64(e11 * e11) + np.float64(e22 * e22)
+        if gamma > 0:
+            e21, e12 = y1[i] - t2[i], y2[i] - t1[i]
+            other += np.float64(e21 * e21) + np.float64(e12 * e12)
+            dy1[i] = (two * e11 - g * (two * e21)) * sc
+            dy2[i] = (two * e22 - g * (two * e12)) * sc
+        else:
+            dy1[i] = two * e11 * sc
+            dy2[i] = two * e22 * sc
+    return (own - gamma * other) * scale
+
+
+def discriminative_squared_error_numpy(y1, y2, t1, t2, gamma, scale):
+    """Twin of :func:`discriminative_squared_error`, whole-array NumPy."""
+    e11, e22, e21, e12 = y1 - t1, y2 - t2, y1 - t2, y2 - t1
+    loss = np.sum(e11 * e11, dtype=np.float64) + np.sum(e22 * e22, dtype=np.float64)
+    dy1, dy2 = 2 * e11, 2 * e22
+    if gamma > 0:
+        loss -= gamma * (np.sum(e21 * e21, dtype=np.float64) + np.sum(e12 * e12, dtype=np.float64))
+        dy1, dy2 = dy1 - gamma * (2 * e21), dy2 - gamma * (2 * e12)
+    return float(loss * scale), dy1 * scale, dy2 * scale
+
+
+def discriminative_squared_error(y1, y2, t1, t2, gamma, scale):
+    """Huang's discriminative squared error and its gradients, in one pass.
+
+    ``loss = scale (|y1-t1|^2 + |y2-t2|^2 - gamma (|y1-t2|^2 + |y2-t1|^2))`` summed in
+    float64; ``dy1 = scale (2 (y1-t1) - gamma 2 (y1-t2))``, ``dy2`` likewise, computed in the
+    common float dtype of the four same-shape arrays and returned in the dtype of ``y1``.
+    Returns ``(loss, dy1, dy2)``.
+    """
+    out_dtype = np.asarray(y1).dtype
+    y1, y2, t1, t2 = _common_float(y1, y2, t1, t2)
+    dy1, dy2 = np.empty_like(y1), np.empty_like(y2)
+    flat = [a.reshape(-1) for a in (y1, y2, t1, t2, dy1, dy2)]
+    loss = _discriminative_squared_error(*flat[:4], float(gamma), float(scale), *flat[4:])
+    return float(loss), dy1.astype(out_dtype, copy=False), dy2.astype(out_dtype, copy=False)
+
+
+@njit(cache=True)
+def _adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
+    dt = p.dtype.type
+    b1, b2, c1, c2 = dt(beta1), dt(beta2), dt(1 - beta1), dt(1 - beta2)
+    lr, e = dt(lr_t), dt(eps)
+    for i in range(p.size):
+        m[i] = m[i] * b1 + c1 * g[i]
+        v[i] = v[i] * b2 + c2 * g[i] * g[i]
+        p[i] -= lr * m[i] / (np.sqrt(v[i]) + e)
+
+
+def adam_update_numpy(p, g, m, v, lr_t, beta1, beta2, eps):
+    """Twin of :func:`adam_update`: the same update with in-place NumPy operations."""
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    p -= float(lr_t) * m / (np.sqrt(v) + eps)
+
+
+def adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
+    """One Adam step in place: ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``p -= lr_t m / (sqrt(v) + eps)``, with the bias corrections folded into ``lr_t``.
+
+    ``p``, ``m`` and ``v`` must be contiguous arrays of one float dtype (they are updated in
+    place); ``g`` is converted to it.
+    """
+    if not all(a.flags.c_contiguous and a.dtype == p.dtype for a in (p, m, v)):
+        raise ValueError("adam_update: p, m and v must be C-contiguous arrays of one dtype")
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    _adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                 float(lr_t), float(beta1), float(beta2), float(eps))
+
+
+@njit(cache=True)
+def _sum_of_squares(a):
+    total = 0.0
+    for i in range(a.size):
+        total += np.float64(a[i]) * np.float64(a[i])
+    return total
+
+
+def sum_of_squares_numpy(a):
+    """Twin of :func:`sum_of_squares`."""
+    return float(np.sum(np.square(a, dtype=np.float64)))
+
+
+def sum_of_squares(a):
+    """``sum(a**2)`` accumulated in float64, without a float64 copy of ``a``."""
+    return float(_sum_of_squares(np.ascontiguousarray(a).reshape(-1)))

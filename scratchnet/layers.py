@@ -9,8 +9,11 @@ backward pass is held to a finite difference in ``tests/test_layers.py``.
 
 The layers are those of Huang et al. (2014) -- affine, ReLU, a context window of
 neighbouring frames and the joint soft time-frequency mask -- and of the hybrid network of
-Amer & Al Tmeme (2021): 1-D convolution and max-pooling over time.  The hot loops of the
-last two are Numba kernels in :mod:`scratchnet.kernels`.
+Amer & Al Tmeme (2021): 1-D convolution and max-pooling over time.  The loops of the context
+window, the mask and max-pooling are Numba kernels in :mod:`scratchnet.kernels`, and the
+convolution is one GEMM over unfolded frames there.  Backward passes of the layers with
+weights take ``input_grad=False`` to skip the gradient of their input, which a network's
+first layer does not need.
 """
 import numpy as np
 
@@ -19,6 +22,18 @@ from .errors import ScratchnetError
 
 
 # --------------------------------------------------------------------------- affine
+def add_bias(out, b):
+    """``out + b``, in place when that keeps the dtype that ``out + b`` would have.
+
+    In place saves a whole (..., M) temporary per layer; a wider ``b`` (float64 bias on a
+    float32 product) still widens the result, as ``x @ w + b`` would.
+    """
+    if np.result_type(out, b) != out.dtype:
+        return out + b
+    out += b
+    return out
+
+
 def affine_forward(x, w, b):
     """Affine map of the last axis: ``out = x w + b``.
 
@@ -44,12 +59,15 @@ def affine_forward(x, w, b):
     if x.shape[-1] != w.shape[0] or b.shape != (w.shape[1],):
         raise ScratchnetError(
             f"affine: x {x.shape}, w {w.shape}, b {b.shape} do not fit (..., D) (D, M) (M,)")
-    out = x @ w + b  # ...,M
+    out = add_bias(x @ w, b)  # ...,M
     return out, (x, w)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout, cache, *, input_grad=True):
     """Backward of :func:`affine_forward`: dout (..., M) -> dx (..., D), dw (D, M), db (M,).
+
+    ``input_grad=False`` returns ``dx = None`` and skips its GEMM, which is as large as the
+    forward's: a network's first layer needs no gradient for its input in training.
 
     Notes
     -----
@@ -58,7 +76,7 @@ def affine_backward(dout, cache):
     """
     x, w = cache
     D, M = w.shape
-    dx = dout @ w.T  # ...,D
+    dx = dout @ w.T if input_grad else None  # ...,D
     dw = x.reshape(-1, D).T @ dout.reshape(-1, M)  # D,M: sum over every row (n, t)
     db = dout.reshape(-1, M).sum(axis=0)  # M
     return dx, dw, db
@@ -122,7 +140,7 @@ def context_forward(x, k):
         raise ScratchnetError(f"context half-width {k=} must be a non-negative integer")
     N, T, F = x.shape
     idx = np.clip(np.arange(T)[:, None] + np.arange(-k, k + 1)[None, :], 0, T - 1)  # T,2k+1
-    out = x[:, idx, :].reshape(N, T, (2 * k + 1) * F)  # N,T,2k+1,F -> N,T,(2k+1)F
+    out = kernels.context_forward(x, idx)  # N,T,(2k+1)F: out[n, t, block j] = x[n, idx[t, j]]
     return out, (idx, x.shape)
 
 
@@ -130,12 +148,10 @@ def context_backward(dout, cache):
     """Backward of :func:`context_forward`: dout (N, T, (2k+1) F) -> dx (N, T, F).
 
     Every output block is a copy of some frame, so ``dx[t]`` is the sum of the blocks that
-    copied frame t; ``np.add.at`` accumulates the repeated edge frames.
+    copied frame t; the repeated edge frames accumulate several.
     """
     idx, (N, T, F) = cache
-    dx = np.zeros((N, T, F), dout.dtype)
-    np.add.at(dx, (slice(None), idx), dout.reshape(N, T, idx.shape[1], F))
-    return dx
+    return kernels.context_backward(dout, idx, F)  # N,T,F
 
 
 # --------------------------------------------------------------------------- conv1d
@@ -169,8 +185,10 @@ def conv1d_forward(x, w, b):
     return out, (x_pad, w, left, x.shape[1])
 
 
-def conv1d_backward(dout, cache):
+def conv1d_backward(dout, cache, *, input_grad=True):
     """Backward of :func:`conv1d_forward`: dout (N, T, Cout) -> dx, dw, db.
+
+    ``input_grad=False`` returns ``dx = None`` and skips its GEMM (for a first layer).
 
     Notes
     -----
@@ -178,8 +196,9 @@ def conv1d_backward(dout, cache):
     (then the padding is cut off), ``db = sum_{n,t} dout[n, t]``.
     """
     x_pad, w, left, T = cache
-    dx_pad, dw = kernels.conv1d_backward(dout, x_pad, w)  # N,T_pad,Cin and K,Cin,Cout
-    return dx_pad[:, left:left + T], dw, dout.sum(axis=(0, 1))
+    dx_pad, dw = kernels.conv1d_backward(dout, x_pad, w, input_grad=input_grad)  # N,T_pad,Cin; K,Cin,Cout
+    dx = dx_pad[:, left:left + T] if input_grad else None
+    return dx, dw, dout.sum(axis=(0, 1))
 
 
 # --------------------------------------------------------------------------- maxpool1d
@@ -263,23 +282,14 @@ def mask_forward(a, X, eps=1e-8):
     F = X.shape[-1]
     if a.shape[:-1] != X.shape[:-1] or a.shape[-1] != 2 * F:
         raise ScratchnetError(f"mask: a {a.shape} must be X {X.shape} with twice the last axis")
-    a1, a2 = a[..., :F], a[..., F:]
-    m1, m2 = np.abs(a1), np.abs(a2)  # N,T,F
-    s = m1 + m2 + eps
-    g1, g2 = m1 / s, m2 / s  # gains in [0, 1)
-    y1, y2 = g1 * X, g2 * X
-    return (y1, y2), (np.sign(a1), np.sign(a2), X, s, g1, g2)
+    y1, y2 = kernels.mask_forward(a, X, eps)  # N,T,F each: one fused pass over the bins
+    return (y1, y2), (a, X, eps)  # backward recomputes s and g_i: cheaper than caching them
 
 
 def mask_backward(dy1, dy2, cache):
     """Backward of :func:`mask_forward`: dy1, dy2 (N, T, F) -> da (N, T, 2F), dX (N, T, F)."""
-    sign1, sign2, X, s, g1, g2 = cache
-    dX = dy1 * g1 + dy2 * g2  # N,T,F
-    Xs = X / s
-    dm1 = Xs * (dy1 - dX)
-    dm2 = Xs * (dy2 - dX)
-    da = np.concatenate([dm1 * sign1, dm2 * sign2], axis=-1)  # N,T,2F
-    return da, dX
+    a, X, eps = cache
+    return kernels.mask_backward(dy1, dy2, a, X, eps)  # the Notes' three lines, fused
 
 
 # --------------------------------------------------------------------------- initializers

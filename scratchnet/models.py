@@ -209,34 +209,43 @@ class Model:
         (y1, y2), mask_cache = L.mask_forward(h, X, self.config["mask_eps"])
         return (y1, y2), (X, caches, mask_cache)
 
-    def backward(self, dy1, dy2, cache):
+    def backward(self, dy1, dy2, cache, *, input_grad=True):
         """Gradients of the loss for every parameter, and for the input X.
+
+        ``input_grad=False`` (training) stops at the first layer with weights: its input
+        gradient is a GEMM as large as its forward pass, and nothing below it has weights.
 
         Returns
         -------
         grads : dict name -> ndarray, same shapes as ``params``
-        dX : ndarray, shape (N, T, F)
+        dX : ndarray, shape (N, T, F), or None when ``input_grad`` is False
             Through both paths: the mask's direct use of X and the network's input.
         """
         X, caches, mask_cache = cache
         dh, dX = L.mask_backward(dy1, dy2, mask_cache)
         grads = {}
         clip = self.config["bptt_clip"]
-        for s, c in zip(reversed(self.specs), reversed(caches)):
-            kind = s["kind"]
+        first = min(i for i, s in enumerate(self.specs) if s["kind"] in ("dense", "rnn", "conv"))
+        for i in reversed(range(len(self.specs))):
+            s, c = self.specs[i], caches[i]
+            kind, need_dx = s["kind"], input_grad or i > first
             if kind == "context":
                 dh = L.context_backward(dh, c)
             elif kind == "dense":
-                dh, grads[f"{s['name']}/W"], grads[f"{s['name']}/b"] = L.affine_backward(dh, c)
+                dh, grads[f"{s['name']}/W"], grads[f"{s['name']}/b"] = L.affine_backward(
+                    dh, c, input_grad=need_dx)
             elif kind == "relu":
                 dh = L.relu_backward(dh, c)
             elif kind == "rnn":
-                dh, _, dW, dU, db = R.rnn_backward(dh, c, clip=clip)
+                dh, _, dW, dU, db = R.rnn_backward(dh, c, clip=clip, input_grad=need_dx)
                 grads[f"{s['name']}/W"], grads[f"{s['name']}/U"], grads[f"{s['name']}/b"] = dW, dU, db
             elif kind == "conv":
-                dh, grads[f"{s['name']}/W"], grads[f"{s['name']}/b"] = L.conv1d_backward(dh, c)
+                dh, grads[f"{s['name']}/W"], grads[f"{s['name']}/b"] = L.conv1d_backward(
+                    dh, c, input_grad=need_dx)
             elif kind == "pool":
                 dh = L.maxpool1d_backward(dh, c)
+            if not need_dx:
+                return grads, None  # nothing below the first weighted layer has weights
         dX = dX + self._features_backward(dh, X)
         return grads, dX
 
@@ -244,7 +253,7 @@ class Model:
         """One batch: ``loss_fn(y1, y2, t1, t2) -> (loss, dy1, dy2)``; returns ``(loss, grads)``."""
         (y1, y2), cache = self.forward(X)
         loss, dy1, dy2 = loss_fn(y1, y2, t1, t2)
-        grads, _ = self.backward(dy1, dy2, cache)
+        grads, _ = self.backward(dy1, dy2, cache, input_grad=False)
         return loss, grads
 
     def kink_margin(self, X):

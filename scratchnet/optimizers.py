@@ -21,6 +21,7 @@ a parameter dict.
 """
 import numpy as np
 
+from . import kernels
 from .errors import ScratchnetError
 
 
@@ -126,7 +127,7 @@ class Optimizer:
 
 def global_norm(arrays):
     """L2 norm of all arrays of a dict together, accumulated in float64."""
-    return float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays.values())))
+    return float(np.sqrt(sum(kernels.sum_of_squares(a) for a in arrays.values())))
 
 
 # --------------------------------------------------------------------------- first order
@@ -253,12 +254,12 @@ class Adam(Optimizer):
     def _update(self, name, p, g):
         m = self._slot("m", name, p)
         v = self._slot("v", name, p)
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * g * g
         lr_t = self.lr * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
-        p -= float(lr_t) * m / (np.sqrt(v) + self.eps)   # python float: keeps float32
+        if p.flags.c_contiguous and p.dtype.kind == "f":
+            # m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - lr_t m / (sqrt(v) + eps)
+            kernels.adam_update(p, g, m, v, lr_t, self.beta1, self.beta2, self.eps)  # one pass
+        else:
+            kernels.adam_update_numpy(p, g, m, v, lr_t, self.beta1, self.beta2, self.eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adadelta": Adadelta, "adam": Adam}

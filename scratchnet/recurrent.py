@@ -20,6 +20,7 @@ import numpy as np
 
 from . import kernels
 from .errors import ScratchnetError
+from .layers import add_bias
 
 
 # --------------------------------------------------------------------------- one step
@@ -185,18 +186,19 @@ def rnn_forward(x, h0, Wx, Wh, b):
     h0 = _check_shapes(x, h0, Wx, Wh, b)
     N, T, D = x.shape
     H = Wx.shape[1]
-    xw = (x.reshape(N * T, D) @ Wx + b).reshape(N, T, H)  # N,T,H: all frames at once
-    h = kernels.rnn_recurrence_forward(xw, h0, Wh)  # N,T,H: the loop over time
+    xw = add_bias(x.reshape(N * T, D) @ Wx, b)  # N*T,H: all frames at once
+    h = kernels.rnn_recurrence_forward(xw.reshape(N, T, H), h0, Wh)  # N,T,H: the loop over time
     return h, (x, h0, Wx, Wh, h)
 
 
-def rnn_backward(dh, cache, clip=None):
+def rnn_backward(dh, cache, clip=None, *, input_grad=True):
     """BPTT, fast: same maths and results as :func:`rnn_backward_steps`.
 
     As there, ``dh`` (N, T, H) holds only the per-step upstream gradients; the kernel
     :func:`scratchnet.kernels.rnn_recurrence_backward` carries the gradient from step t+1 to
     step t (clipped to [-clip, clip] after every step if ``clip`` is given) and returns the
-    gradient on every pre-activation, ``dz`` (N, T, H), and dh0.
+    gradient on every pre-activation, ``dz`` (N, T, H), and dh0.  ``input_grad=False``
+    returns ``dx = None`` and skips its GEMM (for a network's first layer).
 
     Returns
     -------
@@ -207,18 +209,21 @@ def rnn_backward(dh, cache, clip=None):
     -----
     With ``dz`` known for every step the rest is batched over time:
     ``dx = dz Wx^T``, ``dWx = sum_t x_t^T dz_t``, ``db = sum_{n,t} dz``, and
-    ``dWh = sum_t h_{t-1}^T dz_t`` -- one GEMM over the hidden states shifted by one frame,
-    ``[h0, h_0, ..., h_{T-2}]``.
+    ``dWh = sum_t h_{t-1}^T dz_t`` -- one GEMM over the hidden states shifted by one frame.
+    In the flattened rows ``r = n T + t`` the row before ``dz_t`` is ``h_{t-1}``, except at
+    ``t = 0``, where it is the previous sequence's last state instead of ``h0``: the GEMM runs
+    on the shifted rows as they are, and those N rank-one terms are then swapped.
     """
     _check_clip(clip)
     x, h0, Wx, Wh, h = cache
     N, T, D = x.shape
     H = Wx.shape[1]
     dz, dh0 = kernels.rnn_recurrence_backward(dh, h, h0, Wh, clip)  # N,T,H and N,H
-    h_prev = np.concatenate([h0[:, None, :], h[:, :-1, :]], axis=1)  # N,T,H: h_{t-1}
-    dz_rows = dz.reshape(N * T, H)
-    dx = (dz_rows @ Wx.T).reshape(N, T, D)
+    dz_rows, h_rows = dz.reshape(N * T, H), h.reshape(N * T, H)
+    dx = (dz_rows @ Wx.T).reshape(N, T, D) if input_grad else None
     dWx = x.reshape(N * T, D).T @ dz_rows  # D,H
-    dWh = h_prev.reshape(N * T, H).T @ dz_rows  # H,H
+    dWh = h_rows[:-1].T @ dz_rows[1:]  # H,H: every (row r-1, row r) pair, no shifted copy
+    dWh -= h[:-1, -1].T @ dz[1:, 0]  # minus the pairs (h_{T-1} of sequence n-1, dz_0 of n)
+    dWh += h0.T @ dz[:, 0]  # plus the true first steps' (h0, dz_0)
     db = dz_rows.sum(axis=0)  # H
     return dx, dh0, dWx, dWh, db

@@ -86,3 +86,55 @@ def test_maxpool1d(dtype, tol, N, T_pad, C, pool, stride):
     dout = _randn(rng, out.shape, dtype)
     _close(K.maxpool1d_backward(dout, argmax, T_pad), K.maxpool1d_backward_numpy(dout, argmax, T_pad),
            tol, "maxpool backward")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,T,F,k", [(1, 1, 1, 1), (2, 5, 3, 1), (3, 4, 2, 2), (1, 2, 4, 3)])
+def test_context(dtype, tol, N, T, F, k):
+    rng = np.random.default_rng(5)
+    x = _randn(rng, (N, T, F), dtype)
+    idx = np.clip(np.arange(T)[:, None] + np.arange(-k, k + 1)[None, :], 0, T - 1)
+    out = K.context_forward(x, idx)
+    _close(out, K.context_forward_numpy(x, idx), tol, "context forward")
+    dout = _randn(rng, out.shape, dtype)
+    _close(K.context_backward(dout, idx, F), K.context_backward_numpy(dout, idx, F), tol, "context backward")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 5, 3), (3, 4, 8)])
+def test_mask(dtype, tol, shape):
+    rng = np.random.default_rng(6)
+    a = _randn(rng, shape[:-1] + (2 * shape[-1],), dtype)
+    a[..., 0] = 0  # |a| = 0: sign 0, and silence when both halves are 0
+    a[..., shape[-1]] = 0
+    X = np.abs(_randn(rng, shape, dtype))
+    for got, ref in zip(K.mask_forward(a, X, 1e-8), K.mask_forward_numpy(a, X, 1e-8)):
+        _close(got, ref, tol, "mask forward")
+    dy1, dy2 = _randn(rng, shape, dtype), _randn(rng, shape, dtype)
+    for got, ref in zip(K.mask_backward(dy1, dy2, a, X, 1e-8), K.mask_backward_numpy(dy1, dy2, a, X, 1e-8)):
+        _close(got, ref, tol, "mask backward")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("gamma", [0.0, 0.05])
+def test_discriminative_squared_error(dtype, tol, gamma):
+    rng = np.random.default_rng(7)
+    y1, y2, t1, t2 = (_randn(rng, (2, 5, 3), dtype) for _ in range(4))
+    loss, dy1, dy2 = K.discriminative_squared_error(y1, y2, t1, t2, gamma, 0.1)
+    loss_ref, dy1_ref, dy2_ref = K.discriminative_squared_error_numpy(y1, y2, t1, t2, gamma, 0.1)
+    assert abs(loss - loss_ref) <= 1e-12 * abs(loss_ref)  # both sum in float64
+    _close(dy1, dy1_ref, tol, "dy1")
+    _close(dy2, dy2_ref, tol, "dy2")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_adam_update_and_sum_of_squares(dtype, tol):
+    rng = np.random.default_rng(8)
+    p, g = _randn(rng, (4, 3), dtype), _randn(rng, (4, 3), dtype)
+    m, v = _randn(rng, (4, 3), dtype), np.abs(_randn(rng, (4, 3), dtype))
+    p_ref, m_ref, v_ref = p.copy(), m.copy(), v.copy()
+    K.adam_update(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8)
+    K.adam_update_numpy(p_ref, g, m_ref, v_ref, 1e-2, 0.9, 0.999, 1e-8)
+    for name, a, b in [("p", p, p_ref), ("m", m, m_ref), ("v", v, v_ref)]:
+        _close(a, b, tol, f"adam {name}")
+    assert abs(K.sum_of_squares(g) - K.sum_of_squares_numpy(g)) <= 1e-12 * K.sum_of_squares_numpy(g)

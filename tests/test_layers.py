@@ -234,3 +234,20 @@ def test_initializers_shapes_limits_dtype():
     wc = L.conv_glorot(3, 8, 16, rng, np.float32)
     assert wc.shape == (3, 8, 16)
     assert np.abs(wc).max() <= np.sqrt(6 / (24 + 48)) and np.abs(wc).max() > 0.8 * np.sqrt(6 / 72)
+
+
+def test_input_grad_false_skips_only_dx():
+    rng = _rng(9)
+    x, w, b = rng.standard_normal((2, 4, 3)), rng.standard_normal((3, 5)), rng.standard_normal(5)
+    out, cache = L.affine_forward(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    full, part = L.affine_backward(dout, cache), L.affine_backward(dout, cache, input_grad=False)
+    assert part[0] is None
+    for a, b_ in zip(full[1:], part[1:]):
+        np.testing.assert_array_equal(a, b_)
+    wc = rng.standard_normal((3, 3, 5))
+    out, cache = L.conv1d_forward(x, wc, b)
+    full, part = L.conv1d_backward(dout, cache), L.conv1d_backward(dout, cache, input_grad=False)
+    assert part[0] is None
+    for a, b_ in zip(full[1:], part[1:]):
+        np.testing.assert_array_equal(a, b_)

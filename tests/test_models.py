@@ -174,3 +174,18 @@ def test_the_printed_gradient_table_passes():
     assert {"affine", "mask", "rnn BPTT (kernels)", "model hybrid", "loss is (gamma 0.05)"} <= whats
     bad = [r for r in rows if not r[2] < 1e-6]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_training_backward_skips_only_the_input_gradient(arch):
+    rng = np.random.default_rng(3)
+    model = small_model(arch)
+    X = rng.uniform(0.2, 1.5, (2, 4, model.config["n_bins"]))  # no gradient check: kinks are fine
+    (y1, y2), cache = model.forward(X)
+    dy1, dy2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
+    grads, dX = model.backward(dy1, dy2, cache)
+    grads_train, dX_train = model.backward(dy1, dy2, cache, input_grad=False)
+    assert dX is not None and dX_train is None
+    assert set(grads_train) == set(grads)
+    for name in grads:
+        np.testing.assert_array_equal(grads_train[name], grads[name], err_msg=name)

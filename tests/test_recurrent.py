@@ -135,3 +135,13 @@ def test_rnn_rejects_bad_arguments():
     _, cache = R.rnn_forward(x, h0, Wx, Wh, b)
     with pytest.raises(ScratchnetError, match="clip=0"):
         R.rnn_backward(np.ones((2, 3, 5)), cache, clip=0)
+
+
+def test_input_grad_false_skips_only_dx():
+    x, h0, Wx, Wh, b = _draw(6, 2, 4, 3, 5)
+    _, cache = R.rnn_forward(x, h0, Wx, Wh, b)
+    dh = np.random.default_rng(6).standard_normal((2, 4, 5))
+    full, part = R.rnn_backward(dh, cache, 1.0), R.rnn_backward(dh, cache, 1.0, input_grad=False)
+    assert part[0] is None
+    for a, b_ in zip(full[1:], part[1:]):
+        np.testing.assert_array_equal(a, b_)
