@@ -162,59 +162,136 @@ def check_not_input(out_path, inputs):
                 "choose another output path")
 
 
-def save(path, y, sr, *, subtype=None):
-    """Write a WAV or FLAC file atomically.
+class AtomicWriter:
+    """Write a WAV or FLAC file block by block; it appears under its name only when complete.
 
     Parameters
     ----------
     path : str or os.PathLike
         Ends in ``.wav`` or ``.flac`` (any case); the extension picks the format.
-    y : ndarray, shape (n,) or (n, C)
-        Samples, nominally in ``[-1, 1]``.
     sr : int
         Sample rate in Hz.
+    channels : int
+        Channels of every block written.
     subtype : str, optional
         libsndfile sample format (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``, ...).  Defaults to
         16-bit PCM for both formats (MIR-1K's own format, and the one every player reads).
 
     Notes
     -----
-    Integer formats clip ``y`` to ``[-1, 1]`` first: libsndfile would otherwise wrap samples
-    that overflow.  The file is written under a temporary name in the same folder,
-    ``.<name>.tmp-<hex><ext>`` (the real extension kept, so that libsndfile writes the right
-    format), then moved over ``path`` with :func:`os.replace`: a reader never sees half a
-    file, and a failed write leaves nothing behind.
+    Blocks go to a temporary file in the same folder, ``.<name>.tmp-<hex><ext>`` (the real
+    extension kept, so that libsndfile writes the right format), moved over ``path`` with
+    :func:`os.replace` when the ``with`` block ends without error; on an error it is deleted.
+    A reader never sees half a file, and a failed write leaves nothing behind.  Integer
+    formats clip each block to ``[-1, 1]`` first: libsndfile would otherwise wrap samples that
+    overflow.
+
+    Examples
+    --------
+    >>> with AtomicWriter("out.wav", 16000) as w:            # doctest: +SKIP
+    ...     for block in blocks:
+    ...         w.write(block)
     """
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    ext = os.path.splitext(name)[1].lower()
-    if ext not in FORMATS:
-        raise ScratchnetError(f"{path}: cannot write {ext or 'files without an extension'!r}; "
-                              f"use one of {', '.join(FORMATS)}")
-    _check_rate(sr)
+
+    def __init__(self, path, sr, *, channels=1, subtype=None):
+        self.path = os.fspath(path)
+        folder, name = os.path.split(os.path.abspath(self.path))
+        ext = os.path.splitext(name)[1].lower()
+        if ext not in FORMATS:
+            raise ScratchnetError(f"{self.path}: cannot write {ext or 'files without an extension'!r}; "
+                                  f"use one of {', '.join(FORMATS)}")
+        _check_rate(sr)
+        self.subtype = DEFAULT_SUBTYPE if subtype is None else subtype
+        if not sf.check_format(FORMATS[ext], self.subtype):
+            raise ScratchnetError(f"{self.path}: subtype={self.subtype!r} cannot be written as {FORMATS[ext]}")
+        if not os.path.isdir(folder):
+            raise ScratchnetError(f"{folder}: output folder does not exist")
+        self.tmp = os.path.join(folder, f".{name}.tmp-{secrets.token_hex(4)}{ext}")
+        try:
+            # O_EXCL: never clobber a stranger's file; mode 0o666 lets the umask decide, as open() does
+            os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except OSError as err:
+            raise ScratchnetError(f"{folder}: cannot write to the output folder ({err.strerror})") from None
+        try:
+            self._file = sf.SoundFile(self.tmp, "w", int(sr), channels, self.subtype, format=FORMATS[ext])
+        except (OSError, RuntimeError) as err:
+            os.unlink(self.tmp)
+            raise ScratchnetError(f"{self.path}: could not write the file ({err})") from None
+        self.clip = not self.subtype.startswith(("FLOAT", "DOUBLE"))
+
+    def write(self, y):
+        """Append samples, shape (n,) or (n, channels)."""
+        y = np.asarray(y, dtype=np.float64)
+        check_signal(y, self.path) if y.size else None
+        self._file.write(np.clip(y, -1.0, 1.0) if self.clip else y)  # PCM would wrap, not saturate
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        try:
+            self._file.close()
+            if kind is None:
+                try:
+                    os.replace(self.tmp, self.path)
+                except OSError as e:
+                    raise ScratchnetError(f"{self.path}: could not write the file ({e.strerror})") from None
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+        if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, ScratchnetError):
+            raise ScratchnetError(f"{self.path}: could not write the file ({err})") from None
+        return False
+
+
+def save(path, y, sr, *, subtype=None):
+    """Write a WAV or FLAC file atomically (see :class:`AtomicWriter` for the format rules).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Ends in ``.wav`` or ``.flac``.
+    y : ndarray, shape (n,) or (n, C)
+        Samples, nominally in ``[-1, 1]``.
+    sr : int
+        Sample rate in Hz.
+    subtype : str, optional
+        libsndfile sample format; 16-bit PCM by default.
+    """
     y = np.asarray(y, dtype=np.float64)
     if y.ndim not in (1, 2):
-        raise ScratchnetError(f"{path}: expected a signal of shape (n,) or (n, C), got shape {y.shape}")
-    check_signal(y, path)
-    subtype = DEFAULT_SUBTYPE if subtype is None else subtype
-    if not sf.check_format(FORMATS[ext], subtype):
-        raise ScratchnetError(f"{path}: {subtype=} cannot be written as {FORMATS[ext]}")
-    if not subtype.startswith(("FLOAT", "DOUBLE")):
-        y = np.clip(y, -1.0, 1.0)                   # PCM would wrap around, not saturate
-    if not os.path.isdir(folder):
-        raise ScratchnetError(f"{folder}: output folder does not exist")
+        raise ScratchnetError(f"{os.fspath(path)}: expected a signal of shape (n,) or (n, C), got shape {y.shape}")
+    check_signal(y, os.fspath(path))
+    with AtomicWriter(path, sr, channels=1 if y.ndim == 1 else y.shape[1], subtype=subtype) as w:
+        w.write(y)
+    return os.fspath(path)
 
-    tmp = os.path.join(folder, f".{name}.tmp-{secrets.token_hex(4)}{ext}")
+
+def info(path):
+    """``(frames, samplerate, channels)`` of an audio file, without reading its samples.
+
+    Raises :class:`ScratchnetError` for a missing path, a directory, a file that is not
+    audio, and an empty file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ScratchnetError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ScratchnetError(f"{path}: is a directory, expected an audio file")
     try:
-        # O_EXCL: never clobber a stranger's file; mode 0o666 lets the umask decide, as open() does
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except OSError as err:
-        raise ScratchnetError(f"{folder}: cannot write to the output folder ({err.strerror})") from None
+        i = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise ScratchnetError(f"{path}: not a readable audio file ({err})") from None
+    if i.frames <= 0:
+        raise ScratchnetError(f"{path}: signal is empty (0 samples)")
+    return int(i.frames), int(i.samplerate), int(i.channels)
+
+
+def read_block(path, start, stop):
+    """Samples ``start:stop`` of every channel, float64 of shape (n, C); checked for NaN."""
     try:
-        sf.write(tmp, y, int(sr), subtype=subtype, format=FORMATS[ext])
-        os.replace(tmp, path)
-    except BaseException as err:
-        os.unlink(tmp)
-        if isinstance(err, (OSError, RuntimeError)):
-            raise ScratchnetError(f"{path}: could not write the file ({err})") from None
-        raise
+        y, _ = sf.read(os.fspath(path), start=int(start), stop=int(stop), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise ScratchnetError(f"{os.fspath(path)}: could not read samples {start}..{stop} ({err})") from None
+    check_signal(y, f"{os.fspath(path)} (samples {start}..{stop})")
+    return y

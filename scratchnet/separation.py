@@ -9,9 +9,10 @@ The baselines (:mod:`scratchnet.baselines`) and the networks (:class:`ModelSepar
 follow it, so ``scratchnet evaluate``, ``scratchnet separate`` and ``scratchnet figure`` treat
 them alike.
 
-Long inputs are cut into overlapping chunks (30 s with 2 s of overlap by default) that are
-separated independently and joined with a raised-cosine cross-fade, so memory does not grow
-with the length of the song and the recurrent state never runs for minutes.
+Long inputs are cut into overlapping chunks that are separated independently and joined with
+a raised-cosine cross-fade, so the recurrent state never runs for minutes; files are read,
+separated and written one chunk at a time (:func:`stream_separate`), so memory does not grow
+with the length of the song.
 """
 import os
 
@@ -152,7 +153,8 @@ def separate_array(mixture, sr, separator=None, *, chunk_seconds=30.0, progress=
     audio.check_signal(x, "mixture")
     separator = separator or load_model_separator()
     x16 = audio.resample(x, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x
-    chunk = int(chunk_seconds * SAMPLE_RATE)
+    # chunk_seconds=inf: one piece (stream_separate has already cut the file into chunks)
+    chunk = int(chunk_seconds * SAMPLE_RATE) if np.isfinite(chunk_seconds) else x16.shape[0] + 1
     v16, a16 = separate_chunked(separator, x16, chunk=chunk, overlap=min(2 * SAMPLE_RATE, chunk // 4),
                                 progress=progress)
     if sr == SAMPLE_RATE:
@@ -166,22 +168,73 @@ def separate_array(mixture, sr, separator=None, *, chunk_seconds=30.0, progress=
     return vocals, x - vocals
 
 
-def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmix=None):
+#: Chunks of a file start on whole units of 4 s: 64000 samples at 16 kHz (125 hops of 512)
+#: and 4 * sr samples at any integer input rate, so every chunk's frames are the whole file's.
+UNIT_SECONDS = 4
+
+
+def stream_separate(path, separator, *, chunk_seconds=32, overlap_seconds=4, progress=None):
+    """Separate an audio file chunk by chunk; yields finished (vocals, accompaniment) blocks.
+
+    Only one chunk of the file is ever in memory: each is read, averaged to mono,
+    separated with :func:`separate_array` (so resampled to 16 kHz and back), weighted by a
+    raised-cosine cross-fade over its overlap with the next, and yielded up to where the
+    next chunk begins; the faded tail waits for the next chunk.  Blocks are at the file's rate
+    and add up to its length.
+    """
+    n, sr, _ = audio.info(path)
+    unit = UNIT_SECONDS * sr
+    n_chunk = max(2, round(chunk_seconds / UNIT_SECONDS)) * unit
+    n_over = max(1, round(overlap_seconds / UNIT_SECONDS)) * unit
+    if n_over >= n_chunk:
+        raise ScratchnetError(f"{overlap_seconds=} must be shorter than {chunk_seconds=}")
+    to16 = SAMPLE_RATE / sr
+    if n <= n_chunk:
+        x = audio.read_block(path, 0, n).mean(axis=1)
+        yield separate_array(x, sr, separator, chunk_seconds=np.inf)
+        if progress:
+            progress(round(n * to16))
+        return
+    fade_in = _fade(n_over)
+    starts = list(range(0, n - n_over, n_chunk - n_over))
+    pending = None
+    for k, start in enumerate(starts):
+        end = min(start + n_chunk, n)
+        x = audio.read_block(path, start, end).mean(axis=1)  # n_chunk: one chunk in memory
+        v, a = separate_array(x, sr, separator, chunk_seconds=np.inf)
+        w = np.ones(end - start)
+        last = k == len(starts) - 1
+        if k > 0:
+            w[:n_over] = fade_in
+        if not last:
+            w[-n_over:] = fade_in[::-1]
+        v, a = v * w, a * w
+        if pending is not None:
+            v[:n_over] += pending[0]
+            a[:n_over] += pending[1]
+        if last:
+            yield v, a
+        else:
+            yield v[:-n_over], a[:-n_over]
+            pending = (v[-n_over:], a[-n_over:])
+        if progress:
+            progress(round((end - start - (0 if k == 0 else n_over)) * to16))
+
+
+def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmix=None,
+                  chunk_seconds=32, overlap_seconds=4):
     """Separate one audio file into ``outdir/<stem>/vocals.<fmt>`` and ``accompaniment.<fmt>``.
 
-    Outputs are written at the input's sample rate and length, each to a temporary name and
-    renamed when complete.  ``fmt`` is "wav" or "flac" (default: "flac" for a FLAC input,
-    else "wav").  ``bar`` is an optional tqdm bar (its total is set here, in 16 kHz
-    samples); ``on_downmix()`` is called when a multi-channel input is averaged to mono.
-    Returns the two output paths.
+    Outputs are written at the input's sample rate and length, block by block (memory holds
+    one chunk, whatever the length of the song; see :func:`stream_separate`), each to a
+    temporary name that is renamed only when complete.  ``fmt`` is "wav" or "flac"
+    (default: "flac" for a FLAC input, else "wav").  ``bar`` is an optional tqdm bar (its
+    total is set here, in 16 kHz samples); ``on_downmix()`` is called when a multi-channel
+    input is averaged to mono.  Returns the two output paths.
     """
-    y, sr = audio.load(path, sr=None, mono=False)  # n,C
-    if y.shape[1] > 1 and on_downmix:
+    n, sr, channels = audio.info(path)
+    if channels > 1 and on_downmix:
         on_downmix()
-    x = y.mean(axis=1)
-    if bar is not None:
-        bar.total = int(np.ceil(x.shape[0] * SAMPLE_RATE / sr))
-        bar.refresh()
     stem, ext = os.path.splitext(os.path.basename(path))
     fmt = fmt or ("flac" if ext.lower() == ".flac" else "wav")
     if fmt not in ("wav", "flac"):
@@ -194,7 +247,14 @@ def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmi
         os.makedirs(target, exist_ok=True)
     except OSError as e:
         raise ScratchnetError(f"cannot create output folder {target!r}: {e.strerror}") from None
-    vocals, accompaniment = separate_array(x, sr, separator, progress=bar.update if bar else None)
-    for out, sig in zip(outputs, (vocals, accompaniment)):
-        audio.save(out, sig, sr)
+    separator = separator or load_model_separator()
+    if bar is not None:
+        bar.total = int(np.ceil(n * SAMPLE_RATE / sr))
+        bar.refresh()
+    with audio.AtomicWriter(outputs[0], sr) as wv, audio.AtomicWriter(outputs[1], sr) as wa:
+        for v, a in stream_separate(path, separator, chunk_seconds=chunk_seconds,
+                                    overlap_seconds=overlap_seconds,
+                                    progress=bar.update if bar is not None else None):
+            wv.write(v)
+            wa.write(a)
     return outputs
