@@ -44,10 +44,21 @@ class ModelSeparator:
                             hop_length=model.config.get("hop_length", HOP_LENGTH),
                             window=model.config.get("window", WINDOW))
 
+    #: Fallback sequence length when a whole-input run overflows: the training length.
+    SAFE_SEQ_LEN = 100
+
     def separate(self, mixture, references=None):
         S = stft(mixture.astype(np.float64), **self.stft_kw)  # F,T
         X = np.abs(S).T.astype(np.float32)  # T,F
-        y1, y2 = self.model.predict(X, seq_len=self.seq_len)  # T,F each
+        with np.errstate(over="ignore", invalid="ignore"):
+            y1, y2 = self.model.predict(X, seq_len=self.seq_len)  # T,F each
+        if not (np.isfinite(y1).all() and np.isfinite(y2).all()):
+            # A ReLU recurrence whose weights amplify can overflow on sequences much longer
+            # than it was trained on; restarting the state as in training keeps it finite.
+            y1, y2 = self.model.predict(X, seq_len=self.SAFE_SEQ_LEN)
+            if not (np.isfinite(y1).all() and np.isfinite(y2).all()):
+                raise ScratchnetError(f"model {self.name!r} gives non-finite output even on "
+                                      f"{self.SAFE_SEQ_LEN}-frame sequences: it diverged in training")
         # The masks are applied to the mixture's complex STFT: y / |X| times S keeps its phase.
         scale = np.where(X > 0, 1.0 / np.maximum(X, 1e-30), 0.0)
         kw = dict(self.stft_kw, length=mixture.shape[0])
