@@ -246,8 +246,9 @@ def limit_blas_threads():
 
     The recurrence makes one small GEMM per time step, through NumPy's OpenBLAS and, inside
     Numba kernels, SciPy's: two thread pools that spin against each other (and against the
-    evaluation's worker processes) on a small machine.  One thread each was 15x faster for
-    DRNN-2 training on 2 cores; see bench/RESULTS.md.  Must run before NumPy is imported.
+    evaluation's worker processes) on a small machine: DRNN-2 training ran 5 to 15 times
+    slower with two threads than with one on 2 busy cores (bench/RESULTS.md).  Must run
+    before NumPy is imported.
     """
     n = os.environ.get("SCRATCHNET_THREADS", "1")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
