@@ -44,13 +44,19 @@ def check_signal(y, name):
             f"{name}: signal has {int(bad.sum())} NaN or infinite samples (first at sample {first})")
 
 
-def _read(path):
-    """Read ``path`` as float64, shape (n, C), with its sample rate; errors name the path."""
+def _check_path(path):
+    """``path`` as a str, or a ScratchnetError if it is missing or a directory."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ScratchnetError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ScratchnetError(f"{path}: is a directory, expected an audio file")
+    return path
+
+
+def _read(path):
+    """Read ``path`` as float64, shape (n, C), with its sample rate; errors name the path."""
+    path = _check_path(path)
     try:
         y, sr = sf.read(path, dtype="float64", always_2d=True)  # n,C
     except (sf.LibsndfileError, RuntimeError) as err:
@@ -273,11 +279,7 @@ def info(path):
     Raises :class:`ScratchnetError` for a missing path, a directory, a file that is not
     audio, and an empty file.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ScratchnetError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ScratchnetError(f"{path}: is a directory, expected an audio file")
+    path = _check_path(path)
     try:
         i = sf.info(path)
     except (sf.LibsndfileError, RuntimeError) as err:
