@@ -317,13 +317,16 @@ class Model:
         return outs[0], outs[1]
 
     # ------------------------------------------------------------------ saving
-    def save(self, path):
+    def save(self, path, *, storage_dtype=None):
         """Write ``path`` (.npz: parameters and buffers) and ``path`` with .json (the config).
 
         Both are written to temporary names and renamed, so a crash never leaves half a file.
+        ``storage_dtype="float16"`` halves the file (for shipping); :func:`load_model` casts
+        the parameters back to the config's dtype, so only their rounding changes.
         """
         base = path[:-4] if path.endswith(".npz") else path
-        arrays = {f"param:{k}": v for k, v in self.params.items()}
+        cast = (lambda v: v.astype(storage_dtype)) if storage_dtype else (lambda v: v)
+        arrays = {f"param:{k}": cast(v) for k, v in self.params.items()}
         arrays.update({f"buffer:{k}": v for k, v in self.buffers.items()})
         arrays["config_json"] = np.array(json.dumps(self.config))
         tmp = base + ".tmp.npz"

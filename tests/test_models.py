@@ -189,3 +189,13 @@ def test_training_backward_skips_only_the_input_gradient(arch):
     assert set(grads_train) == set(grads)
     for name in grads:
         np.testing.assert_array_equal(grads_train[name], grads[name], err_msg=name)
+
+
+def test_half_precision_storage_loads_back_in_the_config_dtype(tmp_path):
+    model = Model(make_config(arch="drnn-2", hidden=16, seed=0))
+    path = model.save(str(tmp_path / "half.npz"), storage_dtype="float16")
+    with np.load(path) as z:
+        assert z["param:hidden2/U"].dtype == np.float16
+    again = load_model(path)
+    assert again.params["hidden2/U"].dtype == np.float32
+    np.testing.assert_allclose(again.params["hidden2/U"], model.params["hidden2/U"], rtol=1e-3, atol=1e-6)
