@@ -164,7 +164,7 @@ def bar_chart(rows, *, title=None, path=None):
     plt = _plt()
     labels = [r["run"].replace("__", "\n") for r in rows]
     x = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows) * 2), 4), constrained_layout=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.1 * len(rows)), 7.5), constrained_layout=True)
     for ax, src in zip(axes, ("vocals", "accompaniment")):
         for i, s in enumerate(SCORES):
             vals = [r[f"{src}_{s}"] for r in rows]
