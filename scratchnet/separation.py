@@ -93,6 +93,45 @@ def _fade(n):
     return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
 
 
+def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None, scale=1.0):
+    """Separate n samples in overlapping chunks; yield finished (vocals, accompaniment) blocks.
+
+    ``separate_span(start, end) -> (vocals, accompaniment)`` separates samples start:end.
+    Chunks of ``n_chunk`` samples start every ``n_chunk - n_over``; each is weighted by a
+    raised-cosine fade over its overlaps (the fades sum to one), and yielded up to where the
+    next chunk begins, so only one chunk's overlap waits in memory.  The blocks add up to n
+    samples.  ``progress(k)`` is told ``scale`` times the samples finished after each chunk.
+    """
+    if n <= n_chunk:
+        yield separate_span(0, n)
+        if progress:
+            progress(round(n * scale))
+        return
+    fade_in = _fade(n_over)
+    starts = list(range(0, n - n_over, n_chunk - n_over))
+    pending = None  # the faded tail of the previous chunk, waiting for this one's head
+    for k, start in enumerate(starts):
+        end = min(start + n_chunk, n)
+        v, a = separate_span(start, end)
+        last = k == len(starts) - 1
+        w = np.ones(end - start)
+        if k > 0:
+            w[:n_over] = fade_in
+        if not last:
+            w[-n_over:] = fade_in[::-1]
+        v, a = v * w, a * w
+        if pending is not None:
+            v[:n_over] += pending[0]
+            a[:n_over] += pending[1]
+        if last:
+            yield v, a
+        else:
+            yield v[:-n_over], a[:-n_over]
+            pending = (v[-n_over:], a[-n_over:])
+        if progress:
+            progress(round((end - start - (0 if k == 0 else n_over)) * scale))
+
+
 def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * SAMPLE_RATE,
                      progress=None):
     """Separate a long 16 kHz mixture in overlapping chunks joined by a cross-fade.
@@ -102,8 +141,8 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
     separator : a separator (see the module docstring); must not need references.
     mixture : ndarray, shape (n,)
     chunk, overlap : int
-        Chunk length and overlap in samples, rounded to whole STFT hops.  Inputs no longer than ``chunk`` are separated
-        in one piece.
+        Chunk length and overlap in samples, rounded to whole STFT hops.  Inputs no longer
+        than ``chunk`` are separated in one piece.
     progress : callable(int) or None
         Called with the number of samples finished after each chunk.
 
@@ -118,27 +157,9 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
     chunk, overlap = hop * max(1, round(chunk / hop)), hop * max(1, round(overlap / hop))
     if overlap >= chunk:
         raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")
-    if n <= chunk:
-        out = separator.separate(mixture)
-        if progress:
-            progress(n)
-        return out
-    step = chunk - overlap
-    starts = list(range(0, n - overlap, step))
-    fade_in = _fade(overlap)
-    vocals, accompaniment = np.zeros(n), np.zeros(n)
-    for k, s in enumerate(starts):
-        e = min(s + chunk, n)
-        v, a = separator.separate(mixture[s:e])
-        w = np.ones(e - s)
-        if k > 0:
-            w[:overlap] = fade_in
-        if k < len(starts) - 1 and e - s > overlap:
-            w[-overlap:] = fade_in[::-1]
-        vocals[s:e] += w * v
-        accompaniment[s:e] += w * a
-        if progress:
-            progress(e - s if k == 0 else e - s - overlap)
+    blocks = crossfade_chunks(n, chunk, overlap, lambda a, b: separator.separate(mixture[a:b]),
+                              progress=progress)
+    vocals, accompaniment = (np.concatenate(parts) for parts in zip(*blocks))
     return vocals, accompaniment
 
 
@@ -199,37 +220,13 @@ def stream_separate(path, separator, *, chunk_seconds=32, overlap_seconds=4, pro
     n_over = max(1, round(overlap_seconds / UNIT_SECONDS)) * unit
     if n_over >= n_chunk:
         raise ScratchnetError(f"{overlap_seconds=} must be shorter than {chunk_seconds=}")
-    to16 = SAMPLE_RATE / sr
-    if n <= n_chunk:
-        x = audio.read_block(path, 0, n).mean(axis=1)
-        yield separate_array(x, sr, separator, chunk_seconds=np.inf)
-        if progress:
-            progress(round(n * to16))
-        return
-    fade_in = _fade(n_over)
-    starts = list(range(0, n - n_over, n_chunk - n_over))
-    pending = None
-    for k, start in enumerate(starts):
-        end = min(start + n_chunk, n)
-        x = audio.read_block(path, start, end).mean(axis=1)  # n_chunk: one chunk in memory
-        v, a = separate_array(x, sr, separator, chunk_seconds=np.inf)
-        w = np.ones(end - start)
-        last = k == len(starts) - 1
-        if k > 0:
-            w[:n_over] = fade_in
-        if not last:
-            w[-n_over:] = fade_in[::-1]
-        v, a = v * w, a * w
-        if pending is not None:
-            v[:n_over] += pending[0]
-            a[:n_over] += pending[1]
-        if last:
-            yield v, a
-        else:
-            yield v[:-n_over], a[:-n_over]
-            pending = (v[-n_over:], a[-n_over:])
-        if progress:
-            progress(round((end - start - (0 if k == 0 else n_over)) * to16))
+
+    def separate_span(start, end):  # one chunk of the file in memory, at its own rate
+        x = audio.read_block(path, start, end).mean(axis=1)
+        return separate_array(x, sr, separator, chunk_seconds=np.inf)
+
+    yield from crossfade_chunks(n, n_chunk, n_over, separate_span, progress=progress,
+                                scale=SAMPLE_RATE / sr)
 
 
 def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmix=None,
