@@ -147,9 +147,16 @@ def cmd_curves(args):
         log = report.read_log(log_path)
         if not log:
             raise ScratchnetError(f"{log_path} has no epochs yet")
-        if logs:  # number the epochs of a continuation after those before it
+        if logs and not args.compare:  # number a continuation's epochs after those before it
             log["epoch"] = log["epoch"] + logs[-1]["epoch"][-1]
         logs.append(log)
+    if args.compare:
+        labels = args.labels or [os.path.basename(os.path.normpath(r)) for r in args.runs]
+        if len(labels) != len(logs):
+            raise ScratchnetError(f"--labels names {len(labels)} runs, but {len(logs)} were given")
+        report.compare_curves(logs, labels, title=args.title, path=args.output)
+        print(args.output)
+        return 0
     joined = {k: np.concatenate([lg[k] for lg in logs]) for k in logs[0]}
     title = args.title or " + ".join(os.path.basename(os.path.normpath(r)) for r in args.runs)
     report.training_curves(joined, title=title, path=args.output,
@@ -216,28 +223,23 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_figure)
 
-    p = sub.add_parser("curves", help="training loss and validation GNSDR of a run")
+    p = sub.add_parser("curves", help="training loss and validation GNSDR of a run, or runs compared")
     p.add_argument("runs", nargs="+", help="run folder(s) holding log.csv; later ones continue earlier")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--title", default=None)
+    p.add_argument("--compare", action="store_true",
+                   help="draw the runs as separate lines against frames seen (equal-budget comparisons)")
+    p.add_argument("--labels", nargs="+", default=None, help="with --compare: one legend label per run")
     p.set_defaults(func=cmd_curves)
 
-    try:
-        from .training import add_train_arguments
-    except ImportError:  # the training module is optional while the package is being built
-        add_train_arguments = None
-    if add_train_arguments is not None:
-        p = sub.add_parser("train", help="train a separation network")
-        add_train_arguments(p)
-        p.set_defaults(func=cmd_train)
-    try:
-        from .sweep import add_sweep_arguments
-    except ImportError:
-        add_sweep_arguments = None
-    if add_sweep_arguments is not None:
-        p = sub.add_parser("sweep", help="run a grid of trainings from a config file")
-        add_sweep_arguments(p)
-        p.set_defaults(func=cmd_sweep)
+    from .sweep import add_sweep_arguments
+    from .training import add_train_arguments
+    p = sub.add_parser("train", help="train a separation network")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("sweep", help="run a grid of trainings from a config file")
+    add_sweep_arguments(p)
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -42,6 +42,7 @@ class TrainConfig:
     model: dict = dataclasses.field(default_factory=dict)
     objective: str = "mse"
     gamma: float = 0.05
+    floor: float = 0.0             # kl/is: floor added to target and estimate (0 = the loss's default)
     optimizer: str = "adam"
     lr: float = 1e-3
     lr_decay: float = 1.0          # the learning rate is multiplied by this after every epoch
@@ -110,7 +111,14 @@ def make_optimizer(cfg):
 
 
 def _loss_fn(cfg):
-    return functools.partial(losses.get_loss(cfg.objective), gamma=cfg.gamma)
+    kwargs = {"gamma": cfg.gamma}
+    if not (np.isfinite(cfg.floor) and cfg.floor >= 0):
+        raise ScratchnetError(f"floor={cfg.floor} must be positive (or 0 for the loss's default)")
+    if cfg.floor:
+        if cfg.objective == "mse":
+            raise ScratchnetError("floor applies to the kl and is objectives, not mse")
+        kwargs["floor"] = cfg.floor
+    return functools.partial(losses.get_loss(cfg.objective), **kwargs)
 
 
 def feature_stats(model, sources, max_clips=60):
@@ -240,7 +248,7 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
                 bar.update(1)
                 if cfg.checkpoint_every and state["batch"] % cfg.checkpoint_every == 0:
                     state["seconds"] += time.time() - t0
-                    t0 = time.time()
+                    t0, start_batch = time.time(), state["batch"]  # frames/s since this point
                     save_checkpoint()
             bar.close()
             state["seconds"] += time.time() - t0
@@ -292,6 +300,8 @@ def add_train_arguments(p):
     p.add_argument("--split", default=None)
     p.add_argument("--objective", default=None, help="mse, kl or is")
     p.add_argument("--gamma", type=float, default=None, help="discriminative weight (0 = off)")
+    p.add_argument("--floor", type=float, default=None,
+                   help="kl/is floor on target and estimate (default: the loss's own)")
     p.add_argument("--optimizer", default=None, help="adam, adagrad, adadelta, sgd or lbfgs")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--lr-decay", type=float, default=None, help="lr factor per epoch (default 1)")
@@ -322,7 +332,7 @@ def config_from_args(args):
                       ("features", "features")):
         if getattr(args, flag) is not None:
             model[key] = getattr(args, flag)
-    flags = {"data": "data", "split": "split", "objective": "objective", "gamma": "gamma",
+    flags = {"data": "data", "split": "split", "objective": "objective", "gamma": "gamma", "floor": "floor",
              "optimizer": "optimizer", "lr": "lr", "lr_decay": "lr_decay", "batch_size": "batch_size",
              "shift_step": "shift_step", "max_batches": "max_batches_per_epoch",
              "train_clips": "train_clips", "valid_clips": "valid_clips", "seed": "seed",
@@ -336,7 +346,7 @@ def config_from_args(args):
         old = d.get("stages", [[100, 10]])[0]
         d["stages"] = [[args.seq_len or old[0], args.epochs or old[1]]]
     cfg = TrainConfig.from_dict(dict(d, model=make_config(**model)))
-    losses.get_loss(cfg.objective)  # fail early on a bad name
+    _loss_fn(cfg)  # fail early on a bad objective name or floor
     return cfg
 
 

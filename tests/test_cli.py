@@ -116,3 +116,18 @@ def test_demo_makes_a_song_and_separates_it(tmp_path):
     for name in ("demo_mixture.wav", "demo.png", "demo_mixture/vocals.wav", "demo_mixture/accompaniment.wav"):
         assert (tmp_path / "demo" / name).is_file(), name
     assert sf.info(tmp_path / "demo" / "demo_mixture" / "vocals.wav").frames == 3 * 16000
+
+
+def test_curves_compare_runs_of_a_curriculum(fake_mir1k, tmp_path, capsys):
+    from scratchnet import training
+    runs = []
+    for name, stages in (("cur", [[5, 1, 4], [20, 1, 1]]), ("flat", [[20, 2, 1]])):
+        cfg = training.TrainConfig(data=fake_mir1k, model=make_config(arch="drnn-2", hidden=8),
+                                   stages=stages, batch_size=3, valid_clips=1, workers=1)
+        training.train(cfg, str(tmp_path / name), progress=False, log=lambda *_: None)
+        runs.append(str(tmp_path / name))
+    out = tmp_path / "cmp.png"
+    assert main(["curves", *runs, "--compare", "--labels", "curriculum", "400 only", "-o", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert_one_line_error(run_cli("curves", *runs, "--compare", "--labels", "one", "-o", str(out)),
+                          "--labels")

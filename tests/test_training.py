@@ -123,3 +123,13 @@ def test_stage_caps_give_equal_frames(fake_mir1k, tmp_path):
     rows = [r.split(",") for r in (tmp_path / "e" / "log.csv").read_text().strip().splitlines()[1:]]
     assert [int(r[4]) for r in rows] == [4 * 3 * 5, 1 * 3 * 20]  # frames = batches x N x T
     assert training.parse_stages("100:1:400,400:1:100") == [[100, 1, 400], [400, 1, 100]]
+
+
+def test_floor_reaches_the_loss_and_bad_floors_are_refused(fake_mir1k):
+    cfg = _cfg(fake_mir1k, objective="is", floor=1e-2)
+    assert training._loss_fn(cfg).keywords == {"gamma": cfg.gamma, "floor": 1e-2}
+    assert "floor" not in training._loss_fn(_cfg(fake_mir1k, objective="is")).keywords
+    with pytest.raises(ScratchnetError, match="not mse"):
+        training._loss_fn(_cfg(fake_mir1k, objective="mse", floor=1e-2))
+    with pytest.raises(ScratchnetError, match="floor"):
+        training._loss_fn(_cfg(fake_mir1k, objective="kl", floor=-1.0))
