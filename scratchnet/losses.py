@@ -26,13 +26,16 @@ from .errors import ScratchnetError
 
 #: Floors added to both target and estimate inside the KL and IS divergences.  Spectra in
 #: scratchnet are of unit-L2-norm mixtures (1024-point STFT), whose bins are typically
-#: 1e-3 .. 1 and exactly 0 in digital silence.  KL only needs its logarithm kept finite,
-#: so a floor far below every audible bin (1e-6, -120 dB re. full scale) changes nothing
-#: else.  IS compares *ratios*, so its floor is the level below which two bins count as
-#: equal and its gradient grows as 1/floor**2 on silent estimates: 1e-4 (-80 dB, a tenth
-#: of the quietest typical bin) keeps float32 training stable without hiding real content.
-KL_FLOOR = 1e-6
-IS_FLOOR = 1e-4
+#: 1e-3 .. 1 and exactly 0 in digital silence.  The floor is more than a guard against
+#: log(0): both divergences weigh a bin by the *ratio* of target to estimate, so bins far
+#: below the floor count as equal, and the floor sets how much the quiet, mostly inaudible
+#: bins steer training (their gradients grow as 1/floor, 1/floor**2 for IS).  Measured on
+#: MIR-1K (DRNN-2, 150 units, 800,000 training frames, validation vocal GNSDR; figures/
+#: README.md): KL 8.26 dB at 1e-6, 10.74 at 1e-2; IS 3.39 dB at 1e-4, 4.51 at 1e-3, 9.61 at
+#: 1e-2 (MSE: 10.84).  Smaller floors let near-silent bins dominate the gradient and the
+#: mask barely moves from constant, so 1e-2 (-40 dB re. the mixture's norm) is the default.
+KL_FLOOR = 1e-2
+IS_FLOOR = 1e-2
 
 
 # --------------------------------------------------------------------------- checks
