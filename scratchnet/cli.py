@@ -95,7 +95,7 @@ def cmd_figure(args):
     refs = (vocals, accompaniment) if separator.needs_references else None
     est_v, est_a = separator.separate(mixture, references=refs)
     report.five_panel(mixture, vocals, est_v, accompaniment, est_a,
-                      title=f"{args.clip}: {separator.name}", path=args.output)
+                      title=args.title or f"{args.clip}: {separator.name}", path=args.output)
     print(args.output)
     return 0
 
@@ -221,6 +221,7 @@ def build_parser():
     p.add_argument("--method", default="drnn", help="drnn, irm, ibm or rpca")
     p.add_argument("--model", default=None, help="path of a trained model (.npz)")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
+    p.add_argument("--title", default=None, help="figure title (default: clip and method)")
     p.set_defaults(func=cmd_figure)
 
     p = sub.add_parser("curves", help="training loss and validation GNSDR of a run, or runs compared")

@@ -26,7 +26,10 @@ Architectures (``config["arch"]``)
     sees more than one frame; we keep time as the convolved axis because a temporal
     receptive field is what a convolutional front end adds to a DRNN, and say so here.
     Max-pooling with stride 1 and "same" padding keeps the frame count, so each output
-    frame still has its own mask.
+    frame still has its own mask.  Training note: with eleven ReLU layers in a row this
+    model wants a smaller step than the DRNNs.  At Adam 1e-3 its activations grew a
+    thousandfold within 200 batches and it stalled on a near-constant mask (validation
+    5.2 dB); at 3e-4 it trains (``configs/hybrid_huang.json``, figures/README.md).
 
 Inputs may be compressed before the first layer (``features="log1p"``: log(1 + X / ref)) and
 standardised with per-bin statistics stored with the model (``buffers["mean"]``,

@@ -64,6 +64,10 @@ def test_separate_and_figure(fake_mir1k, tiny_model, tmp_path, capsys):
     assert main(["figure", "--data", fake_mir1k, "--clip", "Ani_1_01", "--method", "irm",
                  "-o", str(fig)]) == 0
     assert fig.read_bytes()[:4] == b"\x89PNG"
+    titled = tmp_path / "titled.png"
+    assert main(["figure", "--data", fake_mir1k, "--clip", "Ani_1_01", "--model", tiny_model,
+                 "--title", "a tiny DRNN", "-o", str(titled)]) == 0
+    assert titled.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_inputs_get_one_line_and_status_2(fake_mir1k, tiny_model, tmp_path):
