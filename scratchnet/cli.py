@@ -154,7 +154,15 @@ def cmd_curves(args):
         labels = args.labels or [os.path.basename(os.path.normpath(r)) for r in args.runs]
         if len(labels) != len(logs):
             raise ScratchnetError(f"--labels names {len(labels)} runs, but {len(logs)} were given")
-        report.compare_curves(logs, labels, title=args.title, path=args.output)
+        objectives = set()
+        for run in args.runs:  # losses of different objectives are drawn relative to their start
+            try:
+                with open(os.path.join(run, "config.json")) as f:
+                    objectives.add(json.load(f).get("objective"))
+            except (OSError, ValueError):
+                objectives.add(None)
+        report.compare_curves(logs, labels, title=args.title, path=args.output,
+                              relative_loss=len(objectives) > 1)
         print(args.output)
         return 0
     joined = {k: np.concatenate([lg[k] for lg in logs]) for k in logs[0]}

@@ -128,23 +128,27 @@ def training_curves(log, *, title=None, path=None, boundaries=()):
     return fig
 
 
-def compare_curves(logs, labels, *, title=None, path=None):
+def compare_curves(logs, labels, *, title=None, path=None, relative_loss=False):
     """Several runs side by side against the number of training frames seen.
 
     For comparisons at an equal budget (curriculum against plain training): the x axis is
     frames, not epochs, because the runs' epochs differ in size.  Where a run changes its
-    sequence length (a new curriculum stage) its line carries a square marker.
+    sequence length (a new curriculum stage) its line carries a square marker.  Runs trained
+    on different objectives have losses on different scales: ``relative_loss`` draws each
+    loss divided by its first epoch's value.
     """
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     for i, (log, label) in enumerate(zip(logs, labels)):
         x = np.cumsum(log["frames"]) / 1e6
+        if relative_loss:
+            log = dict(log, train_loss=log["train_loss"] / log["train_loss"][0])
         ax1.plot(x, log["train_loss"], marker="o", color=f"C{i}", label=label)
         ax2.plot(x, log["valid_gnsdr"], marker="o", color=f"C{i}", label=label)
         change = np.flatnonzero(np.diff(log["seq_len"])) + 1  # first epoch of each new stage
         for ax, key in ((ax1, "train_loss"), (ax2, "valid_gnsdr")):
             ax.plot(x[change], log[key][change], "s", ms=9, mfc="none", color=f"C{i}")
-    ax1.set_ylabel("training loss")
+    ax1.set_ylabel("training loss / first epoch's" if relative_loss else "training loss")
     ax2.set_ylabel("validation vocal GNSDR (dB)")
     for ax in (ax1, ax2):
         ax.set_xlabel("training frames (millions)")
