@@ -123,16 +123,35 @@ def run_sweep(cfg, data_dir, out, *, jobs=2, log=print):
     return csv_path, fig_path
 
 
+def _failure(log_path):
+    """The error line of a grid point whose run stopped (e.g. a loss that diverged), or None."""
+    if not os.path.isfile(log_path):
+        return None
+    with open(log_path, errors="replace") as f:
+        errors = [ln.split("error:", 1)[1].strip() for ln in f if "error:" in ln]
+    return errors[-1].split(":")[0] if errors else None
+
+
 def collect(cfg, out):
-    """One row per finished grid point: its settings, scores and training time."""
+    """One row per grid point that has run: settings, scores (NaN if it failed), status, time.
+
+    A setting that fails (a learning rate at which the loss diverges) is a result too, so it
+    keeps its row, with the reason in ``status``; points not run yet are left out.
+    """
     rows = []
     for name, settings, _ in expand(cfg):
         path = os.path.join(out, name, "result.json")
-        if not os.path.isfile(path):
-            continue
-        with open(path) as f:
-            res = json.load(f)
-        row = {"run": name, **{k.split(".")[-1]: v for k, v in settings.items()}, "clips": res["clips"]}
+        row = {"run": name, **{k.split(".")[-1]: v for k, v in settings.items()}}
+        if os.path.isfile(path):
+            with open(path) as f:
+                res = json.load(f)
+            row.update(status="ok", clips=res["clips"])
+        else:
+            reason = _failure(os.path.join(out, name, "log.txt"))
+            if reason is None:
+                continue
+            res = {src: {s: float("nan") for s in SCORES} for src in ("vocals", "accompaniment")}
+            row.update(status=f"failed: {reason}", clips=0)
         for src in ("vocals", "accompaniment"):
             for s in SCORES:
                 row[f"{src}_{s}"] = round(res[src][s], 3)
@@ -167,9 +186,13 @@ def bar_chart(rows, *, title=None, path=None):
     fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.1 * len(rows)), 7.5), constrained_layout=True)
     for ax, src in zip(axes, ("vocals", "accompaniment")):
         for i, s in enumerate(SCORES):
-            vals = [r[f"{src}_{s}"] for r in rows]
-            bars = ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=s)
-            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+            vals = np.array([r[f"{src}_{s}"] for r in rows], float)
+            bars = ax.bar(x + (i - 1) * 0.27, np.nan_to_num(vals), 0.27, label=s)
+            ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.1f}" for v in vals], fontsize=7)
+        for j, r in enumerate(rows):
+            if r.get("status", "ok") != "ok":  # a failed setting: say so where its bars would be
+                ax.text(j, 0, "failed\n(" + r["status"][8:] + ")", ha="center", va="bottom",
+                        fontsize=7, color="C3", rotation=90)
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_ylabel("dB")
         ax.set_title(src)

@@ -47,3 +47,20 @@ def test_bad_sweep_config(tmp_path):
         sweep.load_sweep(str(bad))
     with pytest.raises(ScratchnetError, match="cannot read sweep config"):
         sweep.load_sweep(str(tmp_path / "missing.json"))
+
+
+def test_a_failed_setting_keeps_its_row_and_bars(fake_mir1k, tmp_path):
+    cfg = sweep.load_sweep(_config(tmp_path))
+    out = tmp_path / "out"
+    ok, failed = [p[0] for p in sweep.expand(cfg)]
+    (out / failed).mkdir(parents=True)
+    (out / failed / "log.txt").write_text(
+        "model dnn\nscratchnet train: error: loss became nan at epoch 1, batch 5: stopped; ...\n")
+    assert [r["run"] for r in sweep.collect(cfg, str(out))] == [failed]  # `ok` has not run yet
+    (out / ok).mkdir()
+    scores = {s: 1.0 for s in sweep.SCORES}
+    (out / ok / "result.json").write_text(json.dumps({"clips": 1, "vocals": scores, "accompaniment": scores}))
+    rows = sweep.collect(cfg, str(out))
+    assert [r["status"] for r in rows] == ["ok", "failed: loss became nan at epoch 1, batch 5"]
+    assert rows[1]["clips"] == 0 and rows[1]["vocals_GNSDR"] != rows[1]["vocals_GNSDR"]  # NaN
+    assert open(sweep.bar_chart(rows, path=str(tmp_path / "b.png")), "rb").read(4) == b"\x89PNG"
