@@ -158,8 +158,9 @@ def collect(cfg, out):
         log_path = os.path.join(out, name, "run", "log.csv")
         if os.path.isfile(log_path):
             with open(log_path) as f:
-                last = list(csv.DictReader(f))[-1]
-            row["train_seconds"] = float(last["seconds"])
+                epochs = list(csv.DictReader(f))
+            if epochs:  # a run that failed in its first epoch has only the header
+                row["train_seconds"] = float(epochs[-1]["seconds"])
         rows.append(row)
     return rows
 
@@ -183,7 +184,7 @@ def bar_chart(rows, *, title=None, path=None):
     plt = _plt()
     labels = [r["run"].replace("__", "\n") for r in rows]
     x = np.arange(len(rows))
-    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.1 * len(rows)), 7.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.35 * len(rows)), 7.5), constrained_layout=True)
     for ax, src in zip(axes, ("vocals", "accompaniment")):
         for i, s in enumerate(SCORES):
             vals = np.array([r[f"{src}_{s}"] for r in rows], float)

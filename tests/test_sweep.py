@@ -56,6 +56,8 @@ def test_a_failed_setting_keeps_its_row_and_bars(fake_mir1k, tmp_path):
     (out / failed).mkdir(parents=True)
     (out / failed / "log.txt").write_text(
         "model dnn\nscratchnet train: error: loss became nan at epoch 1, batch 5: stopped; ...\n")
+    (out / failed / "run").mkdir()
+    (out / failed / "run" / "log.csv").write_text("epoch,stage,seq_len,batches,frames,seconds\n")
     assert [r["run"] for r in sweep.collect(cfg, str(out))] == [failed]  # `ok` has not run yet
     (out / ok).mkdir()
     scores = {s: 1.0 for s in sweep.SCORES}
