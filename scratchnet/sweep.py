@@ -177,14 +177,29 @@ def write_csv(rows, path):
     return path
 
 
+def _label(row):
+    """A bar group's label: one line per grid option, ``lr 0.001`` or ``conv 512-256``."""
+    lines = []
+    for key, value in row.items():
+        if key in ("run", "status", "clips", "train_seconds") or key.split("_")[0] in (
+                "vocals", "accompaniment"):
+            continue
+        if isinstance(value, list) and not any(isinstance(v, list) for v in value):
+            value = "-".join(map(str, value))  # layer sizes
+        elif isinstance(value, list):
+            value = json.dumps(value, separators=(",", ":"))  # e.g. curriculum stages
+        lines.append(f"{key.split('_')[0]} {value}")  # conv_filters -> conv
+    return "\n".join(lines) or row["run"]
+
+
 def bar_chart(rows, *, title=None, path=None):
     """Grouped bars: GNSDR, GSIR, GSAR per setting; one panel for vocals, one for accompaniment."""
     import numpy as np
     from .report import _plt, save_figure
     plt = _plt()
-    labels = [r["run"].replace("__", "\n") for r in rows]
+    labels = [_label(r) for r in rows]
     x = np.arange(len(rows))
-    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.35 * len(rows)), 7.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, 1.6 * len(rows)), 7.5), constrained_layout=True)
     for ax, src in zip(axes, ("vocals", "accompaniment")):
         for i, s in enumerate(SCORES):
             vals = np.array([r[f"{src}_{s}"] for r in rows], float)
@@ -194,7 +209,7 @@ def bar_chart(rows, *, title=None, path=None):
             if r.get("status", "ok") != "ok":  # a failed setting: say so where its bars would be
                 ax.text(j, 0, "failed\n(" + r["status"][8:] + ")", ha="center", va="bottom",
                         fontsize=7, color="C3", rotation=90)
-        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_xticks(x, labels, fontsize=7)
         ax.set_ylabel("dB")
         ax.set_title(src)
         ax.grid(axis="y", alpha=0.3)
