@@ -185,47 +185,48 @@ def gradient_table(seed=0):
     """
     import functools
 
-    from . import layers as L
     from . import losses
-    from . import recurrent as R
-    from .models import ARCHS, Model, make_config
+    from .models import ARCHS
+    from .nn import activations as A
+    from .nn import affine, context, conv1d, maxpool1d, mask
+    from .nn import rnn as R
 
     rng = np.random.default_rng(seed)
     away = lambda shape: rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)  # noqa: E731
     rows = []
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
-    out, c = L.affine_forward(x, w, b)
+    out, c = affine.affine_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
-    dx, dw, db = L.affine_backward(dout, c)
-    rows += _layer_check("affine", lambda: L.affine_forward(x, w, b)[0], {"x": x, "w": w, "b": b},
+    dx, dw, db = affine.affine_backward(dout, c)
+    rows += _layer_check("affine", lambda: affine.affine_forward(x, w, b)[0], {"x": x, "w": w, "b": b},
                          {"x": dx, "w": dw, "b": db}, dout)
     for name in ("relu", "tanh", "sigmoid"):
-        fwd, bwd = getattr(L, f"{name}_forward"), getattr(L, f"{name}_backward")
+        fwd, bwd = getattr(A, f"{name}_forward"), getattr(A, f"{name}_backward")
         x = away((3, 4, 5))
         out, c = fwd(x)
         dout = rng.standard_normal(out.shape)
         rows += _layer_check(name, lambda: fwd(x)[0], {"x": x}, {"x": bwd(dout, c)}, dout)
     x = rng.standard_normal((2, 5, 3))
-    out, c = L.context_forward(x, 1)
+    out, c = context.context_forward(x, 1)
     dout = rng.standard_normal(out.shape)
-    rows += _layer_check("context (k=1)", lambda: L.context_forward(x, 1)[0], {"x": x},
-                         {"x": L.context_backward(dout, c)}, dout)
+    rows += _layer_check("context (k=1)", lambda: context.context_forward(x, 1)[0], {"x": x},
+                         {"x": context.context_backward(dout, c)}, dout)
     x, w, b = rng.standard_normal((2, 6, 4)), rng.standard_normal((3, 4, 5)), rng.standard_normal(5)
-    out, c = L.conv1d_forward(x, w, b)
+    out, c = conv1d.conv1d_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
-    dx, dw, db = L.conv1d_backward(dout, c)
-    rows += _layer_check("conv1d (K=3)", lambda: L.conv1d_forward(x, w, b)[0],
+    dx, dw, db = conv1d.conv1d_backward(dout, c)
+    rows += _layer_check("conv1d (K=3)", lambda: conv1d.conv1d_forward(x, w, b)[0],
                          {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
     x = (rng.permutation(2 * 7 * 3) * 0.1).reshape(2, 7, 3)  # no ties: gaps of 0.1 >> h
-    out, c = L.maxpool1d_forward(x, 3, 1, "same")
+    out, c = maxpool1d.maxpool1d_forward(x, 3, 1, "same")
     dout = rng.standard_normal(out.shape)
-    rows += _layer_check("maxpool1d (3, 1)", lambda: L.maxpool1d_forward(x, 3, 1, "same")[0],
-                         {"x": x}, {"x": L.maxpool1d_backward(dout, c)}, dout)
+    rows += _layer_check("maxpool1d (3, 1)", lambda: maxpool1d.maxpool1d_forward(x, 3, 1, "same")[0],
+                         {"x": x}, {"x": maxpool1d.maxpool1d_backward(dout, c)}, dout)
     a, X = away((2, 3, 8)), rng.uniform(0.1, 1.0, (2, 3, 4))
-    (y1, y2), c = L.mask_forward(a, X)
+    (y1, y2), c = mask.mask_forward(a, X)
     d1, d2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
-    da, dX = L.mask_backward(d1, d2, c)
-    rows += _layer_check("mask", lambda: L.mask_forward(a, X)[0], {"a": a, "X": X},
+    da, dX = mask.mask_backward(d1, d2, c)
+    rows += _layer_check("mask", lambda: mask.mask_forward(a, X)[0], {"a": a, "X": X},
                          {"a": da, "X": dX}, (d1, d2))
     # recurrent: a step, then BPTT over a sequence, read from the step and from the kernels
     N, T, D, H = 2, 5, 3, 4
@@ -244,8 +245,8 @@ def gradient_table(seed=0):
     x0 = x[:, 0].copy()
     rows += _layer_check("rnn step", lambda: R.rnn_step_forward(x0, h0, Wx, Wh, b)[0],
                          {"x": x0, "prev_h": h0, "Wx": Wx, "Wh": Wh, "b": b}, g, dout)
-    for label, fwd, bwd in (("rnn BPTT (steps)", R.rnn_forward_steps, R.rnn_backward_steps),
-                            ("rnn BPTT (kernels)", R.rnn_forward, R.rnn_backward)):
+    for label, fwd, bwd in (("rnn BPTT (steps)", R.rnn_forward, R.rnn_backward),
+                            ("rnn BPTT (kernels)", R.rnn_forward_fast, R.rnn_backward_fast)):
         out, c = fwd(x, h0, Wx, Wh, b)
         dout = rng.standard_normal(out.shape)
         g = dict(zip(("x", "h0", "Wx", "Wh", "b"), bwd(dout, c)))
@@ -259,9 +260,28 @@ def gradient_table(seed=0):
         rows += [(f"loss {name} (gamma 0.05)", f"d{k}",
                   rel_error(numerical_gradient(lambda: fn(y1, y2, t1, t2)[0], v, h=1e-6), g))
                  for k, v, g in (("y1", y1, g1), ("y2", y2, g2))]
-    # every model end to end, every parameter tensor and the input
+    # every model end to end, every parameter tensor and the input, on both backends: the
+    # reference rows run the readable pairs, so a bug planted in one of them shows here
+    for backend in ("reference", "fast"):
+        rows += model_rows(ARCHS, backend=backend, seed=seed)
+    return rows
+
+
+def model_rows(archs, *, backend="reference", seed=0):
+    """Rows (what, tensor, rel_error) of whole models, every parameter and the input X.
+
+    ``backend="reference"`` runs every layer on its readable pair, so a bug planted in one of
+    them (``scratchnet.nn.rnn.rnn_step_backward``, say) shows in these rows.
+    """
+    import functools
+
+    from . import losses
+    from .models import Model, make_config
+    from .nn import use_backend
+    rng = np.random.default_rng(seed + 1)
+    rows = []
     small = {"hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4])}
-    for arch in ARCHS:
+    for arch in archs:
         model = Model(make_config(arch=arch, n_bins=6, dtype="float64", seed=seed,
                                   **small.get(arch, dict(hidden=5))))
         for k in model.params:
@@ -273,12 +293,13 @@ def gradient_table(seed=0):
                 break
         t1, t2 = rng.uniform(0.1, 1, X.shape), rng.uniform(0.1, 1, X.shape)
         fn = functools.partial(losses.mse_loss, gamma=0.05)
-        (y1, y2), cache = model.forward(X)
-        _, d1, d2 = fn(y1, y2, t1, t2)
-        grads, dX = model.backward(d1, d2, cache)
-        errors = check_gradients(lambda: fn(*model.forward(X)[0], t1, t2)[0],
-                                 dict(model.params, X=X), dict(grads, X=dX), h=1e-6)
-        rows += [(f"model {arch}", k, e) for k, e in errors.items()]
+        with use_backend(backend):
+            (y1, y2), cache = model.forward(X)
+            _, d1, d2 = fn(y1, y2, t1, t2)
+            grads, dX = model.backward(d1, d2, cache)
+            errors = check_gradients(lambda: fn(*model.forward(X)[0], t1, t2)[0],
+                                     dict(model.params, X=X), dict(grads, X=dX), h=1e-6)
+        rows += [(f"model {arch} ({backend})", k, e) for k, e in errors.items()]
     return rows
 
 

@@ -20,9 +20,10 @@ frames ``N * T``, so that its scale (and the learning rate that suits it) depend
 on the batch size nor on the sequence length, only on the number of bins per frame.
 """
 import numpy as np
+from numba import njit
 
-from . import kernels
 from .errors import ScratchnetError
+from .nn.backend import get_backend
 
 #: Floors added to both target and estimate inside the KL and IS divergences.  Spectra in
 #: scratchnet are of unit-L2-norm mixtures (1024-point STFT), whose bins are typically
@@ -143,9 +144,11 @@ def mse_loss(y1, y2, t1, t2, gamma=0.0):
     >>> mse_loss(y, y, t, t)[0]    # 12 unit errors over 2 frames
     6.0
     """
+    if get_backend() == "reference":
+        return _discriminative(_squared_error, y1, y2, t1, t2, gamma)
     n_frames = _check_inputs(y1, y2, t1, t2, gamma)
-    # = _discriminative(_squared_error, ...), fused into one pass (kernels.py holds the twin)
-    return kernels.discriminative_squared_error(y1, y2, t1, t2, gamma, 1.0 / n_frames)
+    # the same objective, fused into one pass (the kernel below, held to its twin)
+    return discriminative_squared_error(y1, y2, t1, t2, gamma, 1.0 / n_frames)
 
 
 def kl_loss(y1, y2, t1, t2, gamma=0.0, floor=KL_FLOOR):
@@ -226,6 +229,58 @@ def is_loss(y1, y2, t1, t2, gamma=0.0, floor=IS_FLOOR):
     """
     _check_floor(floor)
     return _discriminative(lambda t, y: _itakura_saito(t, y, floor), y1, y2, t1, t2, gamma)
+
+
+# --------------------------------------------------------------------------- fused kernel
+# The end of a training step in one pass: Huang's discriminative squared error with its
+# gradients.  In NumPy it is a dozen whole-array temporaries (and float64 copies for the
+# sums), which costs as much as the GEMMs of a small network.  The kernel repeats its twin's
+# float operations in the same order, in the arrays' dtype, so the two agree to the last bit
+# but for the order of the float64 sums.
+@njit(cache=True)
+def _discriminative_squared_error(y1, y2, t1, t2, gamma, scale, dy1, dy2):
+    g, sc, two = y1.dtype.type(gamma), y1.dtype.type(scale), y1.dtype.type(2)
+    own, other = 0.0, 0.0  # float64 sums of the own-source and other-source terms
+    for i in range(y1.size):
+        e11, e22 = y1[i] - t1[i], y2[i] - t2[i]
+        own += np.float64(e11 * e11) + np.float64(e22 * e22)
+        if gamma > 0:
+            e21, e12 = y1[i] - t2[i], y2[i] - t1[i]
+            other += np.float64(e21 * e21) + np.float64(e12 * e12)
+            dy1[i] = (two * e11 - g * (two * e21)) * sc
+            dy2[i] = (two * e22 - g * (two * e12)) * sc
+        else:
+            dy1[i] = two * e11 * sc
+            dy2[i] = two * e22 * sc
+    return (own - gamma * other) * scale
+
+
+def discriminative_squared_error_numpy(y1, y2, t1, t2, gamma, scale):
+    """Twin of :func:`discriminative_squared_error`, whole-array NumPy."""
+    e11, e22, e21, e12 = y1 - t1, y2 - t2, y1 - t2, y2 - t1
+    loss = np.sum(e11 * e11, dtype=np.float64) + np.sum(e22 * e22, dtype=np.float64)
+    dy1, dy2 = 2 * e11, 2 * e22
+    if gamma > 0:
+        loss -= gamma * (np.sum(e21 * e21, dtype=np.float64) + np.sum(e12 * e12, dtype=np.float64))
+        dy1, dy2 = dy1 - gamma * (2 * e21), dy2 - gamma * (2 * e12)
+    return float(loss * scale), dy1 * scale, dy2 * scale
+
+
+def discriminative_squared_error(y1, y2, t1, t2, gamma, scale):
+    """Huang's discriminative squared error and its gradients, in one pass.
+
+    ``loss = scale (|y1-t1|^2 + |y2-t2|^2 - gamma (|y1-t2|^2 + |y2-t1|^2))`` summed in
+    float64; ``dy1 = scale (2 (y1-t1) - gamma 2 (y1-t2))``, ``dy2`` likewise, computed in the
+    common float dtype of the four same-shape arrays and returned in the dtype of ``y1``.
+    Returns ``(loss, dy1, dy2)``.
+    """
+    out_dtype = np.asarray(y1).dtype
+    dtype = np.result_type(y1, y2, t1, t2, np.float32)
+    y1, y2, t1, t2 = (np.ascontiguousarray(a, dtype=dtype) for a in (y1, y2, t1, t2))
+    dy1, dy2 = np.empty_like(y1), np.empty_like(y2)
+    flat = [a.reshape(-1) for a in (y1, y2, t1, t2, dy1, dy2)]
+    loss = _discriminative_squared_error(*flat[:4], float(gamma), float(scale), *flat[4:])
+    return float(loss), dy1.astype(out_dtype, copy=False), dy2.astype(out_dtype, copy=False)
 
 
 LOSSES = {"mse": mse_loss, "kl": kl_loss, "is": is_loss}

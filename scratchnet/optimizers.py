@@ -20,9 +20,10 @@ two-loop recursion with a backtracking Armijo line search, and :class:`LBFGS` ap
 a parameter dict.
 """
 import numpy as np
+from numba import njit
 
-from . import kernels
 from .errors import ScratchnetError
+from .nn.backend import get_backend
 
 
 # --------------------------------------------------------------------------- base class
@@ -127,7 +128,26 @@ class Optimizer:
 
 def global_norm(arrays):
     """L2 norm of all arrays of a dict together, accumulated in float64."""
-    return float(np.sqrt(sum(kernels.sum_of_squares(a) for a in arrays.values())))
+    square_sum = sum_of_squares if get_backend() == "fast" else sum_of_squares_numpy
+    return float(np.sqrt(sum(square_sum(a) for a in arrays.values())))
+
+
+@njit(cache=True)
+def _sum_of_squares(a):
+    total = 0.0
+    for i in range(a.size):
+        total += np.float64(a[i]) * np.float64(a[i])
+    return total
+
+
+def sum_of_squares_numpy(a):
+    """Twin of :func:`sum_of_squares`."""
+    return float(np.sum(np.square(a, dtype=np.float64)))
+
+
+def sum_of_squares(a):
+    """``sum(a**2)`` accumulated in float64, without a float64 copy of ``a`` (a Numba loop)."""
+    return float(_sum_of_squares(np.ascontiguousarray(a).reshape(-1)))
 
 
 # --------------------------------------------------------------------------- first order
@@ -255,11 +275,47 @@ class Adam(Optimizer):
         m = self._slot("m", name, p)
         v = self._slot("v", name, p)
         lr_t = self.lr * np.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
-        if p.flags.c_contiguous and p.dtype.kind == "f":
+        if get_backend() == "fast" and p.flags.c_contiguous and p.dtype.kind == "f":
             # m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - lr_t m / (sqrt(v) + eps)
-            kernels.adam_update(p, g, m, v, lr_t, self.beta1, self.beta2, self.eps)  # one pass
+            adam_update(p, g, m, v, lr_t, self.beta1, self.beta2, self.eps)  # one fused pass
         else:
-            kernels.adam_update_numpy(p, g, m, v, lr_t, self.beta1, self.beta2, self.eps)
+            adam_update_numpy(p, g, m, v, lr_t, self.beta1, self.beta2, self.eps)
+
+
+# Adam's update in one pass over each tensor instead of a dozen whole-array temporaries.  The
+# kernel repeats its twin's float operations in the same order, in the parameters' dtype.
+@njit(cache=True)
+def _adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
+    dt = p.dtype.type
+    b1, b2, c1, c2 = dt(beta1), dt(beta2), dt(1 - beta1), dt(1 - beta2)
+    lr, e = dt(lr_t), dt(eps)
+    for i in range(p.size):
+        m[i] = m[i] * b1 + c1 * g[i]
+        v[i] = v[i] * b2 + c2 * g[i] * g[i]
+        p[i] -= lr * m[i] / (np.sqrt(v[i]) + e)
+
+
+def adam_update_numpy(p, g, m, v, lr_t, beta1, beta2, eps):
+    """Twin of :func:`adam_update`: the same update with in-place NumPy operations."""
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    p -= float(lr_t) * m / (np.sqrt(v) + eps)
+
+
+def adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
+    """One Adam step in place: ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``p -= lr_t m / (sqrt(v) + eps)``, with the bias corrections folded into ``lr_t``.
+
+    ``p``, ``m`` and ``v`` must be contiguous arrays of one float dtype (they are updated in
+    place); ``g`` is converted to it.
+    """
+    if not all(a.flags.c_contiguous and a.dtype == p.dtype for a in (p, m, v)):
+        raise ValueError("adam_update: p, m and v must be C-contiguous arrays of one dtype")
+    g = np.ascontiguousarray(g, dtype=p.dtype)
+    _adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                 float(lr_t), float(beta1), float(beta2), float(eps))
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adadelta": Adadelta, "adam": Adam}

@@ -2,7 +2,7 @@
 
 The forward transform frames the signal, multiplies each frame by the analysis window and
 takes NumPy's real FFT.  The inverse takes the inverse FFT of each column, windows it again,
-overlap-adds the frames (a Numba kernel, :func:`scratchnet.kernels.overlap_add`) and divides
+overlap-adds the frames (a Numba kernel beside :func:`istft`, its one caller) and divides
 by the overlap-added squared window.  That is the least-squares estimate of Griffin & Lim
 (1984): it returns the signal exactly for any window and hop that satisfy the NOLA condition
 (the summed squared window is nowhere zero), not only for COLA pairs.
@@ -17,9 +17,9 @@ Huang et al. (2014) use a 1024-point STFT with 50 % overlap (hop 512) and the si
 ``w[n] = sin(pi (n + 1/2) / N)``, whose squares sum to one at that hop (Princen-Bradley).
 """
 import numpy as np
+from numba import njit
 
 from .errors import ScratchnetError
-from .kernels import overlap_add
 
 #: Defaults used across the package (Huang et al. 2014), derived in this one place.
 N_FFT = 1024
@@ -170,6 +170,36 @@ def stft(x, *, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, center=True):
             f"signal of {x.shape[0]} samples is shorter than one frame ({n_fft=}, {center=})")
     frames = frame(np.ascontiguousarray(x), n_fft=n_fft, hop_length=hop_length)  # T,n_fft
     return np.fft.rfft(frames * w, axis=1).T  # F,T
+
+
+# --------------------------------------------------------------------------- overlap-add
+@njit(cache=True)
+def _overlap_add(frames, hop_length, out):
+    T, n = frames.shape
+    for t in range(T):
+        start = t * hop_length
+        for i in range(n):
+            out[start + i] += frames[t, i]
+    return out
+
+
+def overlap_add_numpy(frames, hop_length, length):
+    """Twin of :func:`overlap_add`: one ``np.add.at`` over all frame indices."""
+    T, n = frames.shape
+    out = np.zeros(length, dtype=frames.dtype)
+    idx = np.arange(T)[:, None] * hop_length + np.arange(n)[None, :]  # T,n sample index
+    np.add.at(out, idx.ravel(), frames.ravel())
+    return out
+
+
+def overlap_add(frames, hop_length, length):
+    """Sum ``frames`` (T, n) into a signal of ``length`` samples, frame t starting at ``t * hop_length``.
+
+    ``length`` must be at least ``(T - 1) * hop_length + n``.
+    """
+    frames = np.ascontiguousarray(frames)
+    out = np.zeros(length, dtype=frames.dtype)
+    return _overlap_add(frames, int(hop_length), out)
 
 
 def istft(S, *, n_fft=None, hop_length=HOP_LENGTH, window=WINDOW, center=True, length=None):

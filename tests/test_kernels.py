@@ -1,4 +1,9 @@
-"""Every Numba kernel in scratchnet.kernels against its plain NumPy twin.
+"""Every Numba kernel against its plain NumPy twin, and every fast pair against the readable one.
+
+The kernels live beside the one function that calls them: the overlap-add beside ``istft``,
+the recurrence in ``nn/rnn.py``, the gather/scatter, max-pool and mask loops in their
+``nn/`` files (where the readable pair is the twin), the fused loss beside its loss, Adam's
+update beside Adam.
 
 float64 must agree to round-off (the kernels and twins sum in different orders), float32 to
 a few float32 ulps of the values' scale.  Sizes are odd and even, including size-1 axes.
@@ -7,7 +12,9 @@ The suite also runs with ``NUMBA_DISABLE_JIT=1``, which checks the kernels' Pyth
 import numpy as np
 import pytest
 
-from scratchnet import kernels as K
+from scratchnet import losses, optimizers, signal
+from scratchnet.nn import context, conv1d, mask, maxpool1d
+from scratchnet.nn import rnn as R
 
 DTYPES = [(np.float64, 1e-12), (np.float32, 1e-5)]
 
@@ -27,7 +34,7 @@ def _close(a, b, tol, what):
 def test_overlap_add(dtype, tol, T, n, hop):
     frames = _randn(np.random.default_rng(0), (T, n), dtype)
     length = (T - 1) * hop + n + 2
-    _close(K.overlap_add(frames, hop, length), K.overlap_add_numpy(frames, hop, length), tol, "overlap_add")
+    _close(signal.overlap_add(frames, hop, length), signal.overlap_add_numpy(frames, hop, length), tol, "overlap_add")
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
@@ -36,11 +43,11 @@ def test_rnn_recurrence(dtype, tol, N, T, H):
     rng = np.random.default_rng(1)
     xw, h0, dh = _randn(rng, (N, T, H), dtype), _randn(rng, (N, H), dtype), _randn(rng, (N, T, H), dtype)
     Wh = _randn(rng, (H, H), dtype) / np.sqrt(H).astype(dtype)
-    h = K.rnn_recurrence_forward(xw, h0, Wh)
-    _close(h, K.rnn_recurrence_forward_numpy(xw, h0, Wh), tol, "rnn forward")
+    h = R.recurrence_forward(xw, h0, Wh)
+    _close(h, R.recurrence_forward_numpy(xw, h0, Wh), tol, "rnn forward")
     for clip in [0.0, np.inf, 0.3]:  # 0 and inf mean no clipping
-        dz, dh0 = K.rnn_recurrence_backward(dh, h, h0, Wh, clip)
-        dz_ref, dh0_ref = K.rnn_recurrence_backward_numpy(dh, h, h0, Wh, clip)
+        dz, dh0 = R.recurrence_backward(dh, h, h0, Wh, clip)
+        dz_ref, dh0_ref = R.recurrence_backward_numpy(dh, h, h0, Wh, clip)
         _close(dz, dz_ref, tol, f"rnn backward dz {clip=}")
         _close(dh0, dh0_ref, tol, f"rnn backward dh0 {clip=}")
         if clip == 0.3 and T > 1:
@@ -50,9 +57,9 @@ def test_rnn_recurrence(dtype, tol, N, T, H):
 def test_rnn_recurrence_zero_h0_and_no_clip_by_none():
     rng = np.random.default_rng(2)
     xw, Wh, dh = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 4)), rng.standard_normal((2, 3, 4))
-    h = K.rnn_recurrence_forward(xw, None, Wh)
-    np.testing.assert_array_equal(h, K.rnn_recurrence_forward(xw, np.zeros((2, 4)), Wh))
-    a, b = K.rnn_recurrence_backward(dh, h, None, Wh, None), K.rnn_recurrence_backward(dh, h, None, Wh, 0.0)
+    h = R.recurrence_forward(xw, None, Wh)
+    np.testing.assert_array_equal(h, R.recurrence_forward(xw, np.zeros((2, 4)), Wh))
+    a, b = R.recurrence_backward(dh, h, None, Wh, None), R.recurrence_backward(dh, h, None, Wh, 0.0)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 
@@ -61,14 +68,16 @@ def test_rnn_recurrence_zero_h0_and_no_clip_by_none():
 @pytest.mark.parametrize("N,T,Cin,Cout,k", [(1, 1, 1, 1, 1), (2, 5, 3, 4, 3), (3, 6, 2, 5, 4), (2, 3, 4, 1, 5)])
 def test_conv1d(dtype, tol, N, T, Cin, Cout, k):
     rng = np.random.default_rng(3)
-    x_pad, w = _randn(rng, (N, T + k - 1, Cin), dtype), _randn(rng, (k, Cin, Cout), dtype)
-    out = K.conv1d_forward(x_pad, w)
-    _close(out, K.conv1d_forward_numpy(x_pad, w), tol, "conv1d forward")
+    x, w, b = _randn(rng, (N, T, Cin), dtype), _randn(rng, (k, Cin, Cout), dtype), _randn(rng, (Cout,), dtype)
+    out, cache = conv1d.conv1d_forward_fast(x, w, b)
+    out_ref, cache_ref = conv1d.conv1d_forward(x, w, b)
+    _close(out, out_ref, tol, "conv1d forward")
     dout = _randn(rng, out.shape, dtype)
-    dx_pad, dw = K.conv1d_backward(dout, x_pad, w)
-    dx_ref, dw_ref = K.conv1d_backward_numpy(dout, x_pad, w)
-    _close(dx_pad, dx_ref, tol, "conv1d dx_pad")
+    dx, dw, db = conv1d.conv1d_backward_fast(dout, cache)
+    dx_ref, dw_ref, db_ref = conv1d.conv1d_backward(dout, cache_ref)
+    _close(dx, dx_ref, tol, "conv1d dx")
     _close(dw, dw_ref, tol, "conv1d dw")
+    _close(db, db_ref, tol, "conv1d db")
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
@@ -79,12 +88,12 @@ def test_maxpool1d(dtype, tol, N, T_pad, C, pool, stride):
     x_pad = _randn(rng, (N, T_pad, C), dtype)
     n_tie = len(range(1, T_pad, 3))
     x_pad[:, 1::3] = x_pad[:, 0:3 * n_tie:3]  # frame 3j+1 repeats frame 3j: exact ties, first wins
-    out, argmax = K.maxpool1d_forward(x_pad, pool, stride)
-    out_ref, argmax_ref = K.maxpool1d_forward_numpy(x_pad, pool, stride)
+    out, cache = maxpool1d.maxpool1d_forward_fast(x_pad, pool, stride, "valid")
+    out_ref, cache_ref = maxpool1d.maxpool1d_forward(x_pad, pool, stride, "valid")
     _close(out, out_ref, tol, "maxpool forward")
-    np.testing.assert_array_equal(argmax, argmax_ref)
+    np.testing.assert_array_equal(cache[0], cache_ref[0])  # argmax: the first of ties
     dout = _randn(rng, out.shape, dtype)
-    _close(K.maxpool1d_backward(dout, argmax, T_pad), K.maxpool1d_backward_numpy(dout, argmax, T_pad),
+    _close(maxpool1d.maxpool1d_backward_fast(dout, cache), maxpool1d.maxpool1d_backward(dout, cache_ref),
            tol, "maxpool backward")
 
 
@@ -93,11 +102,11 @@ def test_maxpool1d(dtype, tol, N, T_pad, C, pool, stride):
 def test_context(dtype, tol, N, T, F, k):
     rng = np.random.default_rng(5)
     x = _randn(rng, (N, T, F), dtype)
-    idx = np.clip(np.arange(T)[:, None] + np.arange(-k, k + 1)[None, :], 0, T - 1)
-    out = K.context_forward(x, idx)
-    _close(out, K.context_forward_numpy(x, idx), tol, "context forward")
+    out, cache = context.context_forward_fast(x, k)
+    _close(out, context.context_forward(x, k)[0], tol, "context forward")
     dout = _randn(rng, out.shape, dtype)
-    _close(K.context_backward(dout, idx, F), K.context_backward_numpy(dout, idx, F), tol, "context backward")
+    _close(context.context_backward_fast(dout, cache), context.context_backward(dout, cache), tol,
+           "context backward")
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
@@ -108,10 +117,11 @@ def test_mask(dtype, tol, shape):
     a[..., 0] = 0  # |a| = 0: sign 0, and silence when both halves are 0
     a[..., shape[-1]] = 0
     X = np.abs(_randn(rng, shape, dtype))
-    for got, ref in zip(K.mask_forward(a, X, 1e-8), K.mask_forward_numpy(a, X, 1e-8)):
+    (y, cache), (y_ref, cache_ref) = mask.mask_forward_fast(a, X, 1e-8), mask.mask_forward(a, X, 1e-8)
+    for got, ref in zip(y, y_ref):
         _close(got, ref, tol, "mask forward")
     dy1, dy2 = _randn(rng, shape, dtype), _randn(rng, shape, dtype)
-    for got, ref in zip(K.mask_backward(dy1, dy2, a, X, 1e-8), K.mask_backward_numpy(dy1, dy2, a, X, 1e-8)):
+    for got, ref in zip(mask.mask_backward_fast(dy1, dy2, cache), mask.mask_backward(dy1, dy2, cache_ref)):
         _close(got, ref, tol, "mask backward")
 
 
@@ -120,8 +130,8 @@ def test_mask(dtype, tol, shape):
 def test_discriminative_squared_error(dtype, tol, gamma):
     rng = np.random.default_rng(7)
     y1, y2, t1, t2 = (_randn(rng, (2, 5, 3), dtype) for _ in range(4))
-    loss, dy1, dy2 = K.discriminative_squared_error(y1, y2, t1, t2, gamma, 0.1)
-    loss_ref, dy1_ref, dy2_ref = K.discriminative_squared_error_numpy(y1, y2, t1, t2, gamma, 0.1)
+    loss, dy1, dy2 = losses.discriminative_squared_error(y1, y2, t1, t2, gamma, 0.1)
+    loss_ref, dy1_ref, dy2_ref = losses.discriminative_squared_error_numpy(y1, y2, t1, t2, gamma, 0.1)
     assert abs(loss - loss_ref) <= 1e-12 * abs(loss_ref)  # both sum in float64
     _close(dy1, dy1_ref, tol, "dy1")
     _close(dy2, dy2_ref, tol, "dy2")
@@ -133,8 +143,8 @@ def test_adam_update_and_sum_of_squares(dtype, tol):
     p, g = _randn(rng, (4, 3), dtype), _randn(rng, (4, 3), dtype)
     m, v = _randn(rng, (4, 3), dtype), np.abs(_randn(rng, (4, 3), dtype))
     p_ref, m_ref, v_ref = p.copy(), m.copy(), v.copy()
-    K.adam_update(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8)
-    K.adam_update_numpy(p_ref, g, m_ref, v_ref, 1e-2, 0.9, 0.999, 1e-8)
+    optimizers.adam_update(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8)
+    optimizers.adam_update_numpy(p_ref, g, m_ref, v_ref, 1e-2, 0.9, 0.999, 1e-8)
     for name, a, b in [("p", p, p_ref), ("m", m, m_ref), ("v", v, v_ref)]:
         _close(a, b, tol, f"adam {name}")
-    assert abs(K.sum_of_squares(g) - K.sum_of_squares_numpy(g)) <= 1e-12 * K.sum_of_squares_numpy(g)
+    assert abs(optimizers.sum_of_squares(g) - optimizers.sum_of_squares_numpy(g)) <= 1e-12 * optimizers.sum_of_squares_numpy(g)

@@ -171,7 +171,8 @@ def test_the_printed_gradient_table_passes():
     from scratchnet.gradcheck import gradient_table
     rows = gradient_table()
     whats = {r[0] for r in rows}
-    assert {"affine", "mask", "rnn BPTT (kernels)", "model hybrid", "loss is (gamma 0.05)"} <= whats
+    assert {"affine", "mask", "rnn BPTT (kernels)", "model hybrid (reference)", "model hybrid (fast)",
+            "loss is (gamma 0.05)"} <= whats
     bad = [r for r in rows if not r[2] < 1e-6]
     assert not bad, bad
 
@@ -199,3 +200,83 @@ def test_half_precision_storage_loads_back_in_the_config_dtype(tmp_path):
     again = load_model(path)
     assert again.params["hidden2/U"].dtype == np.float32
     np.testing.assert_allclose(again.params["hidden2/U"], model.params["hidden2/U"], rtol=1e-3, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the two backends
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_two_backends_agree_on_loss_and_gradients(arch):
+    """Every architecture: readable pairs and fast pairs give one loss and one gradient (float64)."""
+    from scratchnet.gradcheck import rel_error
+    from scratchnet.losses import mse_loss
+    from scratchnet.nn import use_backend
+    rng = np.random.default_rng(11)
+    model = small_model(arch)
+    model.params = {k: v.astype(np.float64) for k, v in model.params.items()}
+    model.dtype = np.dtype(np.float64)
+    X = rng.uniform(0.2, 1.5, (2, 7, model.config["n_bins"]))
+    t1, t2 = rng.uniform(0, 1, X.shape), rng.uniform(0, 1, X.shape)
+    results = {}
+    for backend in ("reference", "fast"):
+        with use_backend(backend):
+            (y1, y2), cache = model.forward(X)
+            loss, d1, d2 = mse_loss(y1, y2, t1, t2, gamma=0.05)
+            results[backend] = loss, model.backward(d1, d2, cache)
+    (loss_r, (g_r, dX_r)), (loss_f, (g_f, dX_f)) = results["reference"], results["fast"]
+    assert abs(loss_r - loss_f) <= 1e-6 * abs(loss_r)
+    for name in g_r:
+        assert rel_error(g_r[name], g_f[name]) < 1e-6, name
+    assert rel_error(dX_r, dX_f) < 1e-6
+
+
+def _relu_mask_dropped(dnext_h, cache):
+    x, prev_h, Wx, Wh, next_h = cache
+    dz = dnext_h  # BUG: the ReLU's mask [z > 0] is missing
+    return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=0)
+
+
+def _carry_forgotten(dh, cache, clip=None):
+    import scratchnet.nn.rnn as rnn
+    step_caches, h0 = cache
+    N, T, H = dh.shape
+    dx = np.zeros((N, T, step_caches[0][2].shape[0]))
+    total = None
+    for t in reversed(range(T)):
+        dx[:, t], dprev, *g = rnn.rnn_step_backward(dh[:, t], step_caches[t])  # BUG: no + dprev_h
+        total = g if total is None else [a + b for a, b in zip(total, g)]
+    return (dx, dprev, *total)
+
+
+@pytest.mark.parametrize("name,bug", [("rnn_step_backward", _relu_mask_dropped),
+                                      ("rnn_backward", _carry_forgotten)])
+def test_a_planted_bug_in_a_readable_backward_fails_a_model_row(monkeypatch, name, bug):
+    import scratchnet.nn.rnn as rnn
+    from scratchnet.gradcheck import model_rows
+    assert max(e for _, _, e in model_rows(["drnn-2"], backend="reference")) < 1e-6
+    monkeypatch.setattr(rnn, name, bug)
+    worst = max(e for _, _, e in model_rows(["drnn-2"], backend="reference"))
+    assert worst > 1e-3, f"the planted bug in {name} went unnoticed (worst error {worst:.1e})"
+    assert max(e for _, _, e in model_rows(["drnn-2"], backend="fast")) < 1e-6  # fast code untouched
+
+
+def test_a_learners_own_step_backward_trains_the_model(monkeypatch):
+    """With the reference backend, replacing one readable function trains the model with it."""
+    import scratchnet.nn.rnn as rnn
+    from scratchnet.losses import mse_loss
+    from scratchnet.nn import use_backend
+    calls = []
+
+    def mine(dnext_h, cache):
+        calls.append(dnext_h.shape)
+        x, prev_h, Wx, Wh, next_h = cache
+        dz = dnext_h * (next_h > 0)
+        return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=0)
+
+    monkeypatch.setattr(rnn, "rnn_step_backward", mine)
+    model = small_model("drnn-2")
+    X = np.random.default_rng(0).uniform(0.2, 1.5, (3, 4, model.config["n_bins"]))
+    with use_backend("reference"):
+        model.loss_and_grad(X, X / 2, X / 2, mse_loss)
+    assert calls == [(3, 5)] * 4  # one call per time step, batch 3, hidden 5
+    calls.clear()
+    model.loss_and_grad(X, X / 2, X / 2, mse_loss)  # the fast backend does not use it
+    assert calls == []

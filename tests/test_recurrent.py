@@ -9,8 +9,7 @@ never crosses a kink, and the loss is smooth along every difference the check ta
 import numpy as np
 import pytest
 
-from scratchnet import recurrent as R
-from scratchnet.errors import ScratchnetError
+from scratchnet.nn import rnn as R
 from scratchnet.gradcheck import check_gradients, numerical_gradient, rel_error
 
 H_STEP = 1e-6  # finite-difference step
@@ -29,7 +28,7 @@ def _draw(seed, N, T, D, Hd, dtype=np.float64):
 
 
 def _preactivations(x, h0, Wx, Wh, b):
-    h, _ = R.rnn_forward_steps(x, h0, Wx, Wh, b)
+    h, _ = R.rnn_forward(x, h0, Wx, Wh, b)
     h_prev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)
     return x @ Wx + h_prev @ Wh + b, h  # N,T,H each
 
@@ -64,8 +63,8 @@ def test_step_gradients():
 
 
 # --------------------------------------------------------------------------- sequence
-@pytest.mark.parametrize("forward,backward", [(R.rnn_forward_steps, R.rnn_backward_steps),
-                                              (R.rnn_forward, R.rnn_backward)])
+@pytest.mark.parametrize("forward,backward", [(R.rnn_forward, R.rnn_backward),
+                                              (R.rnn_forward_fast, R.rnn_backward_fast)])
 def test_sequence_gradients_every_tensor(forward, backward):
     x, h0, Wx, Wh, b = _draw_away_from_kinks(2, 5, 3, 4)
     dh = np.random.default_rng(2).standard_normal((2, 5, 4))
@@ -86,8 +85,8 @@ def test_carried_gradient_matters():
     x, h0, Wx, Wh, b = _draw_away_from_kinks(2, 5, 3, 4)
     dh = np.zeros((2, 5, 4))
     dh[:, -1] = 1.0
-    _, cache = R.rnn_forward_steps(x, h0, Wx, Wh, b)
-    dx, dh0, *_ = R.rnn_backward_steps(dh, cache)
+    _, cache = R.rnn_forward(x, h0, Wx, Wh, b)
+    dx, dh0, *_ = R.rnn_backward(dh, cache)
     assert np.abs(dx[:, 0]).max() > 0 and np.abs(dh0).max() > 0
 
 
@@ -99,12 +98,12 @@ def test_fast_path_equals_steps(clip, dtype, tol, with_h0):
     x, h0, Wx, Wh, b = _draw(3, 3, 6, 5, 7, dtype)
     h0 = h0 if with_h0 else None
     dh = np.random.default_rng(4).standard_normal((3, 6, 7)).astype(dtype)
-    h_ref, cache_ref = R.rnn_forward_steps(x, h0, Wx, Wh, b)
-    h, cache = R.rnn_forward(x, h0, Wx, Wh, b)
+    h_ref, cache_ref = R.rnn_forward(x, h0, Wx, Wh, b)
+    h, cache = R.rnn_forward_fast(x, h0, Wx, Wh, b)
     assert h.dtype == dtype
     np.testing.assert_allclose(h, h_ref, rtol=tol, atol=tol)
     names = ["dx", "dh0", "dWx", "dWh", "db"]
-    for name, g, g_ref in zip(names, R.rnn_backward(dh, cache, clip), R.rnn_backward_steps(dh, cache_ref, clip)):
+    for name, g, g_ref in zip(names, R.rnn_backward_fast(dh, cache, clip), R.rnn_backward(dh, cache_ref, clip)):
         assert g.dtype == dtype, name
         np.testing.assert_allclose(g, g_ref, rtol=tol, atol=tol, err_msg=name)
 
@@ -116,7 +115,7 @@ def test_clip_bounds_the_carried_gradient():
     Wx, Wh, b = np.abs(rng.standard_normal((3, 4))), 2.0 * np.eye(4), np.ones(4)  # z > 0 always
     dh = np.zeros((2, 8, 4))
     dh[:, -1] = 1.0
-    for forward, backward in [(R.rnn_forward_steps, R.rnn_backward_steps), (R.rnn_forward, R.rnn_backward)]:
+    for forward, backward in [(R.rnn_forward, R.rnn_backward), (R.rnn_forward_fast, R.rnn_backward_fast)]:
         _, cache = forward(x, None, Wx, Wh, b)
         _, dh0_free, *_ = backward(dh, cache)
         np.testing.assert_allclose(dh0_free, 2.0 ** 8)  # (Wh^T)^8 applied to ones
@@ -128,20 +127,20 @@ def test_clip_bounds_the_carried_gradient():
 
 def test_rnn_rejects_bad_arguments():
     x, h0, Wx, Wh, b = _draw(0, 2, 3, 4, 5)
-    with pytest.raises(ScratchnetError, match=r"h0 has shape \(3, 5\)"):
-        R.rnn_forward(x, np.zeros((3, 5)), Wx, Wh, b)
-    with pytest.raises(ScratchnetError, match=r"Wh \(4, 4\)"):
-        R.rnn_forward(x, h0, Wx, np.zeros((4, 4)), b)
-    _, cache = R.rnn_forward(x, h0, Wx, Wh, b)
-    with pytest.raises(ScratchnetError, match="clip=0"):
-        R.rnn_backward(np.ones((2, 3, 5)), cache, clip=0)
+    with pytest.raises(ValueError, match=r"h0 has shape \(3, 5\)"):
+        R.rnn_forward_fast(x, np.zeros((3, 5)), Wx, Wh, b)
+    with pytest.raises(ValueError, match=r"Wh \(4, 4\)"):
+        R.rnn_forward_fast(x, h0, Wx, np.zeros((4, 4)), b)
+    _, cache = R.rnn_forward_fast(x, h0, Wx, Wh, b)
+    with pytest.raises(ValueError, match="clip=0"):
+        R.rnn_backward_fast(np.ones((2, 3, 5)), cache, clip=0)
 
 
 def test_input_grad_false_skips_only_dx():
     x, h0, Wx, Wh, b = _draw(6, 2, 4, 3, 5)
-    _, cache = R.rnn_forward(x, h0, Wx, Wh, b)
+    _, cache = R.rnn_forward_fast(x, h0, Wx, Wh, b)
     dh = np.random.default_rng(6).standard_normal((2, 4, 5))
-    full, part = R.rnn_backward(dh, cache, 1.0), R.rnn_backward(dh, cache, 1.0, input_grad=False)
+    full, part = R.rnn_backward_fast(dh, cache, 1.0), R.rnn_backward_fast(dh, cache, 1.0, input_grad=False)
     assert part[0] is None
     for a, b_ in zip(full[1:], part[1:]):
         np.testing.assert_array_equal(a, b_)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from scratchnet import kernels
+from scratchnet import signal as kernels  # the overlap-add kernel sits beside istft
 from scratchnet.errors import ScratchnetError
 from scratchnet.signal import check_nola, get_window, istft, stft
 

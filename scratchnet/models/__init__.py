@@ -1,0 +1,14 @@
+"""The separation networks: configs and architectures, the one table of layer kinds, the model.
+
+================ ==========================================================
+``config``       :data:`ARCHS`, :func:`make_config`, :func:`layer_specs`
+``table``        :data:`LAYERS`: kind -> tensors, forward, backward, kink margin
+``model``        :class:`Model` (a loop over the table, then the mask), saving, :func:`load_model`
+================ ==========================================================
+"""
+from .config import ARCHS, DEFAULTS, FEATURES, layer_specs, make_config
+from .model import Model, load_model, param_shapes
+from .table import LAYERS
+
+__all__ = ["ARCHS", "DEFAULTS", "FEATURES", "LAYERS", "Model", "layer_specs", "load_model",
+           "make_config", "param_shapes"]

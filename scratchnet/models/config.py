@@ -1,0 +1,104 @@
+"""Model configs and architectures: what a DNN, DRNN-k, stacked RNN and the hybrid are made of.
+
+A config is a flat dict (:data:`DEFAULTS` updated by the user's choices); an architecture is
+the list of layer *specs* that :func:`layer_specs` makes from it, each a dict whose ``kind``
+names a row of :data:`scratchnet.models.table.LAYERS`.  Every model ends with a linear
+output of 2F units and Huang's joint soft mask.
+
+Architectures (``config["arch"]``)
+-----------------------------------
+``dnn``
+    context window of ``context`` frames each side, ``layers`` hidden ReLU layers of
+    ``hidden`` units, linear output 2F, mask (Huang et al. 2014, Fig. 2).
+``drnn-k``
+    as ``dnn`` with hidden layer k recurrent, h_t = relu(W x_t + U h_{t-1} + b).
+``srnn``
+    every hidden layer recurrent (stacked RNN).
+``hybrid``
+    Amer & Al Tmeme (2021): three Conv1D (kernel 3) + MaxPool1D (size 3, stride 1) blocks
+    with 512, 256, 128 filters, four dense layers (1024, 128, 256, 512), three recurrent
+    layers of 256, linear output 2F, mask.  Our reading: the convolutions run along *time*
+    with the F frequency bins as input channels, so the first kernel sees three whole
+    frames.  The paper's parameter table counts a one-channel input (a convolution along
+    frequency of a single frame), which would make the recurrent layers the only part that
+    sees more than one frame; we keep time as the convolved axis because a temporal
+    receptive field is what a convolutional front end adds to a DRNN, and say so here.
+    Max-pooling with stride 1 and "same" padding keeps the frame count, so each output
+    frame still has its own mask.  Training note: with eleven ReLU layers in a row this
+    model wants a smaller step than the DRNNs.  At Adam 1e-3 its activations grew a
+    thousandfold within 200 batches and it stalled on a near-constant mask (validation
+    5.2 dB); at 3e-4 it trains (``configs/hybrid_huang.json``, figures/README.md).
+
+The STFT (``n_fft``, ``hop_length``, ``window``) is part of the config: a model is trained,
+validated and run with one STFT, and ``n_bins = 1 + n_fft // 2`` follows from it unless a
+test gives ``n_bins`` alone.
+"""
+from ..errors import ScratchnetError
+from ..signal import HOP_LENGTH, N_FFT, WINDOW
+
+ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid")
+FEATURES = ("magnitude", "log1p")
+
+DEFAULTS = {
+    "arch": "drnn-2", "n_bins": None, "hidden": 1000, "layers": 3, "context": 1,
+    "features": "magnitude", "feature_ref": 1e-3, "mask_eps": 1e-8, "bptt_clip": None,
+    "conv_filters": [512, 256, 128], "conv_kernel": 3, "pool_size": 3, "pool_stride": 1,
+    "dense": [1024, 128, 256, 512], "rnn": [256, 256, 256],
+    "n_fft": N_FFT, "hop_length": HOP_LENGTH, "window": WINDOW, "seed": 0, "dtype": "float32",
+    "inference_seq_len": None,
+}
+
+
+def make_config(**overrides):
+    """A full model config: :data:`DEFAULTS` updated with ``overrides`` (unknown keys rejected)."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ScratchnetError(f"unknown model option(s): {', '.join(sorted(unknown))}")
+    config = dict(DEFAULTS, **overrides)
+    if config["arch"] not in ARCHS:
+        raise ScratchnetError(f"unknown model {config['arch']!r}: choose one of {', '.join(ARCHS)}")
+    if config["features"] not in FEATURES:
+        raise ScratchnetError(f"features={config['features']!r} must be one of {', '.join(FEATURES)}")
+    n_fft, hop = config["n_fft"], config["hop_length"]
+    if not (isinstance(n_fft, int) and n_fft >= 2 and isinstance(hop, int) and 0 < hop <= n_fft):
+        raise ScratchnetError(f"n_fft={n_fft!r} and hop_length={hop!r} must be integers, "
+                              "0 < hop_length <= n_fft")
+    if config["n_bins"] is None:
+        config["n_bins"] = 1 + n_fft // 2
+    return config
+
+
+def layer_specs(config):
+    """The list of layer specs (dicts) that an architecture is made of."""
+    F, arch = config["n_bins"], config["arch"]
+    specs = []
+    if arch == "hybrid":
+        d = F
+        for i, c in enumerate(config["conv_filters"], 1):
+            specs += [{"kind": "conv", "name": f"conv{i}", "in": d, "out": c, "k": config["conv_kernel"]},
+                      {"kind": "relu"},
+                      {"kind": "pool", "size": config["pool_size"], "stride": config["pool_stride"]}]
+            d = c
+        for i, h in enumerate(config["dense"], 1):
+            specs += [{"kind": "dense", "name": f"dense{i}", "in": d, "out": h}, {"kind": "relu"}]
+            d = h
+        for i, h in enumerate(config["rnn"], 1):
+            specs.append({"kind": "rnn", "name": f"rnn{i}", "in": d, "out": h, "clip": config["bptt_clip"]})
+            d = h
+    else:
+        k = config["context"]
+        specs.append({"kind": "context", "k": k})
+        d = (2 * k + 1) * F
+        H, n = config["hidden"], config["layers"]
+        recurrent = set(range(1, n + 1)) if arch == "srnn" else (
+            {int(arch.split("-")[1])} if arch.startswith("drnn") else set())
+        if recurrent and max(recurrent) > n:
+            raise ScratchnetError(f"{arch} needs at least {max(recurrent)} hidden layers, got layers={n}")
+        for i in range(1, n + 1):
+            if i in recurrent:
+                specs.append({"kind": "rnn", "name": f"hidden{i}", "in": d, "out": H, "clip": config["bptt_clip"]})
+            else:
+                specs += [{"kind": "dense", "name": f"hidden{i}", "in": d, "out": H}, {"kind": "relu"}]
+            d = H
+    specs.append({"kind": "dense", "name": "out", "in": d, "out": 2 * F})
+    return specs
