@@ -1,10 +1,10 @@
 """Where the time of one training step goes, layer function by layer function.
 
-Wraps the forward/backward functions of :mod:`scratchnet.layers` and
-:mod:`scratchnet.recurrent`, the recurrence kernels, the loss and the optimizer step with
+Wraps the fast forward/backward pairs of :mod:`scratchnet.nn` (the models look them up at
+every call, so the wrappers are the ones that run), the recurrence kernels, the loss and the optimizer step with
 timers, runs ``--steps`` training steps of the chosen model (after two warm-up steps) and
 prints the milliseconds per step spent in each (nested timers overlap: ``rnn_forward``
-includes ``rnn_recurrence_forward``).  For a sampling view of the same run:
+includes ``recurrence_forward``).  For a sampling view of the same run:
 ``py-spy record -o step.svg -- python bench/profile_step.py``.
 
     python bench/profile_step.py --arch drnn-2 --hidden 1000
@@ -49,17 +49,18 @@ def main():
     _common.set_threads(args.threads)
 
     from _train_worker import GAMMA, LR, make_batch
-    from scratchnet import kernels, layers, losses, optimizers, recurrent
+    from scratchnet import losses, optimizers
     from scratchnet.models import Model, make_config
+    from scratchnet.nn import activations, affine, context, conv1d, mask, maxpool1d, rnn
 
     totals = collections.defaultdict(float)
-    for name in ("affine", "relu", "context", "conv1d", "maxpool1d", "mask"):
-        for suffix in ("_forward", "_backward"):
-            timed(layers, name + suffix, totals)
-    for name in ("rnn_forward", "rnn_backward"):
-        timed(recurrent, name, totals)
-    for name in ("rnn_recurrence_forward", "rnn_recurrence_backward"):
-        timed(kernels, name, totals)
+    for module in (affine, activations, context, conv1d, maxpool1d, mask, rnn):
+        name = module.__name__.split(".")[-1]
+        name = "relu" if name == "activations" else name
+        for suffix in ("_forward", "_backward", "_forward_fast", "_backward_fast"):
+            timed(module, name + suffix, totals)
+    for name in ("recurrence_forward", "recurrence_backward"):
+        timed(rnn, name, totals)
     timed(losses, "mse_loss", totals)
 
     overrides = {"arch": args.arch} if args.arch == "hybrid" else {"arch": args.arch, "hidden": args.hidden}
