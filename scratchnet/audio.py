@@ -9,8 +9,9 @@ non-finite signal, an output folder that cannot be written) raises
 Signals are float64 in ``[-1, 1]`` as libsndfile scales them: shape ``(n,)`` for mono and
 ``(n, C)`` for ``C`` channels, time first, as soundfile returns them.
 """
+import contextlib
 import os
-import secrets
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -18,6 +19,7 @@ import scipy.signal
 import soundfile as sf
 
 from .errors import ScratchnetError
+from .files import WriteError, atomic_write
 from .signal import SAMPLE_RATE
 
 #: Output formats chosen by file extension, and the sample format written by default.
@@ -185,12 +187,12 @@ class AtomicWriter:
 
     Notes
     -----
-    Blocks go to a temporary file in the same folder, ``.<name>.tmp-<hex><ext>`` (the real
-    extension kept, so that libsndfile writes the right format), moved over ``path`` with
-    :func:`os.replace` when the ``with`` block ends without error; on an error it is deleted.
-    A reader never sees half a file, and a failed write leaves nothing behind.  Integer
-    formats clip each block to ``[-1, 1]`` first: libsndfile would otherwise wrap samples that
-    overflow.
+    libsndfile writes into the temporary file that :func:`scratchnet.files.atomic_write`
+    opens beside ``path`` (the format passed explicitly, as the temporary name's extension
+    means nothing); it is renamed over ``path`` when the ``with`` block ends without error
+    and deleted on any error, Ctrl-C and SIGTERM included.  A reader never sees half a file,
+    and a failed write leaves nothing behind.  Integer formats clip each block to ``[-1, 1]``
+    first: libsndfile would otherwise wrap samples that overflow.
 
     Examples
     --------
@@ -212,16 +214,19 @@ class AtomicWriter:
             raise ScratchnetError(f"{self.path}: subtype={self.subtype!r} cannot be written as {FORMATS[ext]}")
         if not os.path.isdir(folder):
             raise ScratchnetError(f"{folder}: output folder does not exist")
-        self.tmp = os.path.join(folder, f".{name}.tmp-{secrets.token_hex(4)}{ext}")
+        if os.path.isdir(self.path):
+            raise ScratchnetError(f"{self.path}: could not write the file (it is a folder)")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ScratchnetError(f"{folder}: cannot write to the output folder (Permission denied)")
+        self._stack = contextlib.ExitStack()
         try:
-            # O_EXCL: never clobber a stranger's file; mode 0o666 lets the umask decide, as open() does
-            os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        except OSError as err:
-            raise ScratchnetError(f"{folder}: cannot write to the output folder ({err.strerror})") from None
+            f = self._stack.enter_context(atomic_write(self.path, "wb"))
+        except WriteError as err:
+            raise ScratchnetError(f"{folder}: cannot write to the output folder ({err.reason})") from None
         try:
-            self._file = sf.SoundFile(self.tmp, "w", int(sr), channels, self.subtype, format=FORMATS[ext])
+            self._file = sf.SoundFile(f, "w", int(sr), channels, self.subtype, format=FORMATS[ext])
         except (OSError, RuntimeError) as err:
-            os.unlink(self.tmp)
+            self._stack.__exit__(*sys.exc_info())  # removes the temporary file
             raise ScratchnetError(f"{self.path}: could not write the file ({err})") from None
         self.clip = not self.subtype.startswith(("FLOAT", "DOUBLE"))
 
@@ -236,15 +241,14 @@ class AtomicWriter:
 
     def __exit__(self, kind, err, tb):
         try:
-            self._file.close()
-            if kind is None:
-                try:
-                    os.replace(self.tmp, self.path)
-                except OSError as e:
-                    raise ScratchnetError(f"{self.path}: could not write the file ({e.strerror})") from None
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
+            self._file.close()  # flushes the header; the temporary file is still open
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        try:
+            self._stack.__exit__(kind, err, tb)  # rename when complete, else remove
+        except ScratchnetError as e:
+            raise ScratchnetError(f"{self.path}: could not write the file ({e})") from None
         if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, ScratchnetError):
             raise ScratchnetError(f"{self.path}: could not write the file ({err})") from None
         return False

@@ -1,38 +1,45 @@
-"""The ``scratchnet`` command: evaluate, separate, figure, train, sweep.
+"""The ``scratchnet`` command: evaluate, separate, demo, figure, curves, train, sweep.
 
-A user's mistake (a missing file, an unknown method, a folder with no clips) ends with one
-line on standard error and exit status 2, never a traceback; see :mod:`scratchnet.errors`.
+:func:`main` is the one error boundary.  A user's mistake (a missing or truncated file, an
+unknown method, a folder with no clips, an output that cannot be written) ends with one line
+on standard error and exit status 2, never a traceback; see :mod:`scratchnet.errors`.  A bug
+keeps its traceback.  Ctrl-C ends with one line and status 130, SIGTERM with one line and
+status 143; both unwind through :func:`scratchnet.files.atomic_write`, which removes the file
+it was writing, so nothing is left half-written.
+
+This module imports only the standard library at load time, so ``scratchnet --help`` answers
+at once; each command imports what it needs (NumPy, Numba, ...) when it runs.
 """
 import argparse
-import json
 import os
+import signal
 import sys
 import warnings
 
+from . import __version__
 from .errors import ScratchnetError
+from .files import check_writable, make_folder, read_json
 
-EXIT_USAGE = 2
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
+
+# The fixed sets of values of the options, literal here so that parsing the command line
+# imports nothing heavy; tests/test_cli.py holds each equal to the tuple it copies.
+METHODS = ("drnn", "irm", "ibm", "rpca")                 # separation.METHODS
+SPLITS = ("huang", "amer", "course")                     # data.SPLITS
+PARTS = ("train", "valid", "test")                       # the keys of data.split(...)
+ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid")  # models.ARCHS
+OBJECTIVES = ("mse", "kl", "is")                         # losses.LOSSES
+OPTIMIZERS = ("sgd", "adagrad", "adadelta", "adam", "lbfgs")  # optimizers.OPTIMIZERS + lbfgs
+BACKENDS = ("fast", "reference")                         # nn.BACKENDS
+WINDOWS = ("hann", "sine", "boxcar")                     # signal.get_window's names
+FEATURES = ("magnitude", "log1p")                        # models.make_config's features
+AUDIO_FORMATS = ("wav", "flac")                          # audio.FORMATS
 
 
-def write_json(path, obj):
-    """Write ``obj`` as JSON to ``path`` atomically (temporary name, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ScratchnetError(f"cannot write {path!r}: folder {folder!r} does not exist")
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=True)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ScratchnetError(f"cannot write {path!r}: {e.strerror}") from None
-
-
+# --------------------------------------------------------------------------- the commands
 def _clips_for(args):
     from . import data
     parts = data.split(data.find_clips(args.data), args.split, seed=args.split_seed)
-    if args.part not in parts:
-        raise ScratchnetError(f"split {args.split!r} has no part {args.part!r}")
     clips = parts[args.part]
     print(f"split {args.split}: {data.describe_split(parts)}", file=sys.stderr)
     if not clips:
@@ -43,7 +50,10 @@ def _clips_for(args):
 
 
 def cmd_evaluate(args):
+    if args.json:
+        check_writable(args.json, "scores file")  # refused now, not after the scoring
     from . import metrics, report
+    from .files import write_json
     from .separation import get_separator
     separator = get_separator(args.method, model=args.model)
     clips = _clips_for(args)
@@ -64,10 +74,14 @@ def cmd_evaluate(args):
 
 def cmd_separate(args):
     from tqdm import tqdm
+    from . import audio
     from .separation import get_separator, separate_file
     if args.method in ("irm", "ibm"):
         raise ScratchnetError(f"method {args.method!r} needs the true sources: use it with evaluate")
+    for path in args.files:
+        audio.info(path)  # every input readable before any work
     separator = get_separator(args.method, model=args.model)
+    make_folder(args.outdir, "output folder")
     told = []
 
     def on_downmix():
@@ -87,6 +101,7 @@ def cmd_separate(args):
 def cmd_figure(args):
     from . import data, report
     from .separation import get_separator
+    report.check_figure_path(args.output)  # before any computing
     clips = {c.name: c for c in data.find_clips(args.data)}
     if args.clip not in clips:
         raise ScratchnetError(f"clip {args.clip!r} is not in {args.data!r}")
@@ -106,7 +121,9 @@ def cmd_demo(args):
     from . import audio, report
     from .separation import DEFAULT_MODEL, get_separator, separate_file
     from .synthetic import synth_song
-    os.makedirs(args.outdir, exist_ok=True)
+    if args.file:
+        audio.info(args.file)
+    make_folder(args.outdir, "output folder")
     method = "drnn" if os.path.isfile(DEFAULT_MODEL) else "rpca"
     if method != "drnn":
         print("no shipped model found: using the rpca baseline", file=sys.stderr)
@@ -135,21 +152,28 @@ def cmd_demo(args):
     return 0
 
 
-def cmd_curves(args):
-    """Training curves of one run, or of several runs that continue each other, end to end."""
-    import numpy as np
+def _read_logs(runs, compare):
     from . import report
     logs = []
-    for run in args.runs:
+    for run in runs:
         log_path = os.path.join(run, "log.csv")
         if not os.path.isfile(log_path):
             raise ScratchnetError(f"{run!r} holds no training log (expected {log_path})")
         log = report.read_log(log_path)
         if not log:
             raise ScratchnetError(f"{log_path} has no epochs yet")
-        if logs and not args.compare:  # number a continuation's epochs after those before it
+        if logs and not compare:  # number a continuation's epochs after those before it
             log["epoch"] = log["epoch"] + logs[-1]["epoch"][-1]
         logs.append(log)
+    return logs
+
+
+def cmd_curves(args):
+    """Training curves of one run, or of several runs that continue each other, end to end."""
+    import numpy as np
+    from . import report
+    report.check_figure_path(args.output)
+    logs = _read_logs(args.runs, args.compare)
     if args.compare:
         labels = args.labels or [os.path.basename(os.path.normpath(r)) for r in args.runs]
         if len(labels) != len(logs):
@@ -157,9 +181,8 @@ def cmd_curves(args):
         objectives = set()
         for run in args.runs:  # losses of different objectives are drawn relative to their start
             try:
-                with open(os.path.join(run, "config.json")) as f:
-                    objectives.add(json.load(f).get("objective"))
-            except (OSError, ValueError):
+                objectives.add(read_json(os.path.join(run, "config.json")).get("objective"))
+            except (ScratchnetError, AttributeError):
                 objectives.add(None)
         report.compare_curves(logs, labels, title=args.title, path=args.output,
                               relative_loss=len(objectives) > 1)
@@ -173,32 +196,86 @@ def cmd_curves(args):
     return 0
 
 
+#: train's flags that set a model option, and those that set a training option.
+_MODEL_FLAGS = ("arch", "hidden", "context", "features", "n_fft", "hop_length", "window")
+_TRAIN_FLAGS = {"data": "data", "split": "split", "objective": "objective", "gamma": "gamma",
+                "floor": "floor", "optimizer": "optimizer", "lr": "lr", "lr_decay": "lr_decay",
+                "batch_size": "batch_size", "shift_step": "shift_step",
+                "max_batches": "max_batches_per_epoch", "train_clips": "train_clips",
+                "valid_clips": "valid_clips", "seed": "seed", "workers": "workers",
+                "backend": "backend"}
+
+
+def train_config(args):
+    """A :class:`~scratchnet.training.TrainConfig` from an optional ``--config`` file
+    overridden by flags, checked."""
+    from .models import make_config
+    from .training import TrainConfig, parse_stages
+    d = read_json(args.config, "training config") if args.config else {}
+    if not isinstance(d, dict):
+        raise ScratchnetError(f"training config {args.config!r} must be a JSON object")
+    model = dict(d.pop("model", {}))
+    for key in _MODEL_FLAGS:
+        if getattr(args, key) is not None:
+            model[key] = getattr(args, key)
+    if args.n_fft is not None:
+        model.pop("n_bins", None)  # derived from the new n_fft
+    for flag, key in _TRAIN_FLAGS.items():
+        if getattr(args, flag) is not None:
+            d[key] = getattr(args, flag)
+    if args.curriculum:
+        d["stages"] = parse_stages(args.curriculum)
+    elif args.seq_len is not None or args.epochs is not None:
+        old = d.get("stages", [[100, 10]])[0]
+        d["stages"] = [[args.seq_len or old[0], args.epochs or old[1]]]
+    cfg = TrainConfig.from_dict(dict(d, model=make_config(**model))).check()
+    if not cfg.data:
+        raise ScratchnetError("--data is required (the folder of MIR-1K clips)")
+    return cfg
+
+
 def cmd_train(args):
-    from .training import train_from_args
-    return train_from_args(args)
+    from .training import train
+    cfg = None if args.resume else train_config(args)
+    print(train(cfg, args.out, resume=args.resume, progress=not args.quiet))
+    return 0
 
 
 def cmd_sweep(args):
-    from .sweep import sweep_from_args
-    return sweep_from_args(args)
+    from .training.sweep import load_sweep, run_sweep
+    cfg = load_sweep(args.config)
+    if args.jobs < 1:
+        raise ScratchnetError(f"--jobs {args.jobs} must be at least 1")
+    if not os.path.isdir(args.data):
+        raise ScratchnetError(f"data folder {args.data!r} does not exist or is not a folder")
+    out = make_folder(args.out or os.path.join("sweeps", cfg["name"]), "sweep folder")
+    csv_path, fig_path = run_sweep(cfg, os.path.abspath(args.data), out, jobs=args.jobs)
+    print(csv_path)
+    print(fig_path)
+    return 0
+
+
+# --------------------------------------------------------------------------- the parser
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line, as every other error."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_data_args(p, part=True):
     p.add_argument("--data", required=True, help="folder of MIR-1K clips (.wav or .flac)")
-    p.add_argument("--split", default="huang", help="huang, amer or course (default huang)")
+    p.add_argument("--split", default="huang", choices=SPLITS, help="clip split (default huang)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the random splits")
     if part:
-        p.add_argument("--part", default="test", help="train, valid or test (default test)")
+        p.add_argument("--part", default="test", choices=PARTS, help="part to score (default test)")
         p.add_argument("--limit", type=int, default=None, help="score only the first N clips")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="scratchnet", description="Singing-voice separation with hand-written backprop.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="score a separator on MIR-1K with BSS-EVAL")
-    p.add_argument("--method", default="drnn", help="drnn (shipped model), irm, ibm or rpca")
+    p.add_argument("--method", default="drnn", choices=METHODS,
+                   help="drnn (shipped model), irm, ibm (oracle masks) or rpca")
     p.add_argument("--model", default=None, help="path of a trained model (.npz)")
     _add_data_args(p)
     p.add_argument("--json", default=None, help="write the scores to this JSON file")
@@ -206,16 +283,21 @@ def build_parser():
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_separate(sub):
     p = sub.add_parser("separate", help="separate audio files into vocals and accompaniment")
     p.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
     p.add_argument("-o", "--outdir", default="separated", help="output folder (default ./separated)")
-    p.add_argument("--method", default="drnn", help="drnn (default) or rpca")
+    p.add_argument("--method", default="drnn", choices=METHODS,
+                   help="drnn (default) or rpca; irm and ibm need the true sources (evaluate)")
     p.add_argument("--model", default=None, help="path of a trained model (.npz)")
-    p.add_argument("--format", choices=("wav", "flac"), default=None,
+    p.add_argument("--format", choices=AUDIO_FORMATS, default=None,
                    help="output format (default: flac for FLAC input, else wav)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_separate)
 
+
+def _add_demo_figure_curves(sub):
     p = sub.add_parser("demo", help="separate a synthetic song (or FILE) with the shipped model")
     p.add_argument("file", nargs="?", default=None, help="an audio file (default: make a song)")
     p.add_argument("-o", "--outdir", default="demo", help="output folder (default ./demo)")
@@ -226,7 +308,7 @@ def build_parser():
     p = sub.add_parser("figure", help="five-panel spectrogram figure of one clip")
     p.add_argument("--data", required=True, help="folder of MIR-1K clips")
     p.add_argument("--clip", required=True, help="clip name, e.g. Ani_1_01")
-    p.add_argument("--method", default="drnn", help="drnn, irm, ibm or rpca")
+    p.add_argument("--method", default="drnn", choices=METHODS, help="separator (default drnn)")
     p.add_argument("--model", default=None, help="path of a trained model (.npz)")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--title", default=None, help="figure title (default: clip and method)")
@@ -241,17 +323,65 @@ def build_parser():
     p.add_argument("--labels", nargs="+", default=None, help="with --compare: one legend label per run")
     p.set_defaults(func=cmd_curves)
 
-    from .sweep import add_sweep_arguments
-    from .training import add_train_arguments
+
+def _add_train(sub):
     p = sub.add_parser("train", help="train a separation network")
-    add_train_arguments(p)
+    p.add_argument("--config", default=None, help="JSON file of options (command-line flags win)")
+    p.add_argument("--data", default=None, help="folder of MIR-1K clips")
+    p.add_argument("--out", required=True, help="run folder (runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (its options)")
+    p.add_argument("--model", dest="arch", default=None, choices=ARCHS, help="architecture")
+    p.add_argument("--hidden", type=int, default=None, help="hidden units (Huang: 1000)")
+    p.add_argument("--context", type=int, default=None, help="context frames each side (1 = 3 frames)")
+    p.add_argument("--features", default=None, choices=FEATURES, help="network input")
+    p.add_argument("--n-fft", type=int, default=None, help="STFT frame length (default 1024)")
+    p.add_argument("--hop-length", type=int, default=None, help="STFT hop (default 512)")
+    p.add_argument("--window", default=None, choices=WINDOWS, help="STFT window (default sine)")
+    p.add_argument("--split", default=None, choices=SPLITS)
+    p.add_argument("--objective", default=None, choices=OBJECTIVES)
+    p.add_argument("--gamma", type=float, default=None, help="discriminative weight (0 = off)")
+    p.add_argument("--floor", type=float, default=None,
+                   help="kl/is floor on target and estimate (default: the loss's own)")
+    p.add_argument("--optimizer", default=None, choices=OPTIMIZERS)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr-decay", type=float, default=None, help="lr factor per epoch (default 1)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seq-len", type=int, default=None, help="frames per training sequence")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--curriculum", default=None, help="stages seq_len:epochs, e.g. 100:2,400:3")
+    p.add_argument("--shift-step", type=int, default=None, help="circular-shift step in samples (0 = off)")
+    p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch")
+    p.add_argument("--train-clips", type=int, default=None, help="use only the first N training clips")
+    p.add_argument("--valid-clips", type=int, default=None,
+                   help="clips held out for validation when the split has none (default 25)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="fast (Numba kernels, default) or reference (the readable NumPy code)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("sweep", help="run a grid of trainings from a config file")
-    add_sweep_arguments(p)
+    p.add_argument("config", help="sweep config (JSON): base options, grid, evaluation")
+    p.add_argument("--data", required=True, help="folder of MIR-1K clips")
+    p.add_argument("--out", default=None, help="sweep folder (default sweeps/<name>)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     p.set_defaults(func=cmd_sweep)
+
+
+def build_parser():
+    parser = Parser(prog="scratchnet",
+                    description="Singing-voice separation with hand-written backprop.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_evaluate(sub)
+    _add_separate(sub)
+    _add_demo_figure_curves(sub)
+    _add_train(sub)
     return parser
 
 
+# --------------------------------------------------------------------------- the boundary
 def limit_blas_threads():
     """One BLAS thread per process unless the user chose otherwise (``SCRATCHNET_THREADS``).
 
@@ -266,19 +396,57 @@ def limit_blas_threads():
         os.environ.setdefault(var, n)
 
 
-def main(argv=None):
-    limit_blas_threads()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="mir_eval")
+class Terminated(BaseException):
+    """SIGTERM, raised as an exception so that every ``finally`` (atomic writes) runs."""
+
+
+def _on_signal(signum, frame):
+    # the first signal wins: a second one must not interrupt the clean-up it started
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+
+
+def _install(handlers):
+    """Set the SIGINT and SIGTERM handlers (one for both, or a dict); returns the old ones.
+
+    Outside the main thread (main() called from a thread) signals cannot be handled: nothing.
+    """
+    if not isinstance(handlers, dict):
+        handlers = dict.fromkeys((signal.SIGINT, signal.SIGTERM), handlers)
     try:
+        return {s: signal.signal(s, h) for s, h in handlers.items()}
+    except ValueError:
+        return {}
+
+
+def _command_name(argv):
+    """The subcommand named in ``argv``, for messages printed before parsing is done."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def main(argv=None):
+    """Run one command; returns the exit status (0, 2 for a user's mistake, 130, 143)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    old = _install(_on_signal)
+    name = " ".join(filter(None, ["scratchnet", _command_name(argv)]))
+    try:
+        limit_blas_threads()
+        args = build_parser().parse_args(argv)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="mir_eval")
         return args.func(args) or 0
     except ScratchnetError as e:
-        print(f"scratchnet {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).splitlines())  # one line, whatever the message holds
+        print(f"{name}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"scratchnet {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"{name}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        _install(old)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,16 @@ def circular_shifts(n_samples, step=10000):
     return list(range(0, n_samples, int(step)))
 
 
+def stft_options(config):
+    """The STFT a model config names, as keywords for :func:`magnitudes` and ``stft``.
+
+    A model is trained, validated and run with the STFT stored in its config (``n_fft``,
+    ``hop_length``, ``window``); configs saved before those keys existed get the defaults.
+    """
+    return {"n_fft": config.get("n_fft", N_FFT), "hop_length": config.get("hop_length", HOP_LENGTH),
+            "window": config.get("window", WINDOW)}
+
+
 def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LENGTH,
                window=WINDOW, dtype=np.float32):
     """Magnitude spectra (T, F) of the mixture and the two sources for one circular shift."""

@@ -20,6 +20,14 @@ import zipfile
 from .errors import ScratchnetError
 
 
+class WriteError(ScratchnetError):
+    """A file could not be written; ``reason`` is the system's word for why (``strerror``)."""
+
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason
+
+
 def check_writable(path, what="output"):
     """Refuse, before any work is done, an output ``path`` that could not be written.
 
@@ -82,14 +90,14 @@ def atomic_write(path, mode="wb", *, suffix=None):
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
     except OSError as e:
-        raise ScratchnetError(f"cannot write {path!r}: {e.strerror}") from None
+        raise WriteError(f"cannot write {path!r}: {e.strerror}", e.strerror) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file respects the umask
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(tmp, path)
     except OSError as e:
-        raise ScratchnetError(f"cannot write {path!r}: {e.strerror or e}") from None
+        raise WriteError(f"cannot write {path!r}: {e.strerror or e}", e.strerror or str(e)) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -16,6 +16,7 @@ distortion filter), with the references in the order ``[vocals, accompaniment]``
 permutation search: each estimate is scored against the source it claims to be.
 """
 import multiprocessing
+import signal
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -133,6 +134,14 @@ def _score_clip(separator, clip, load):
     return result
 
 
+def _worker_signals():
+    """In each worker: Ctrl-C is the parent's to handle (the terminal sends it to the whole
+    process group, and a worker that raised too would print a traceback of its own); SIGTERM
+    ends the worker at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def evaluate(separator, clips, *, workers=2, progress=True, load=None):
     """Separate and score every clip, in parallel worker processes.
 
@@ -180,15 +189,25 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None):
                 bar.update()
         else:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_signals,
+                                       mp_context=multiprocessing.get_context(method))
             try:
                 futures = {pool.submit(_score_clip, separator, clip, load): i
                            for i, clip in enumerate(clips)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     bar.update()
+            except BaseException:
+                _stop_workers(pool)  # a failed clip, Ctrl-C or SIGTERM stops the rest at once
+                raise
             finally:
-                pool.shutdown(cancel_futures=True)  # a failed clip stops the rest at once
+                pool.shutdown(cancel_futures=True)
     finally:
         bar.close()
     return results
+
+
+def _stop_workers(pool):
+    """Terminate a pool's worker processes now, rather than after their current clip."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()

@@ -2,15 +2,20 @@
 
 Figures follow the papers: log-magnitude spectrograms with time in seconds and frequency in Hz
 on one shared colour scale, so that a panel that is darker really holds less energy.
-Every function returns the matplotlib figure and, given ``path``, also saves it (to a
-temporary name, then renamed).
+Every function returns the matplotlib figure and, given ``path``, also saves it through
+:func:`scratchnet.files.atomic_write` (a temporary name, renamed when complete).
 """
 import csv
 import os
 
 import numpy as np
 
+from .errors import ScratchnetError
+from .files import atomic_write, check_writable, make_folder
 from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, stft
+
+#: Figure formats, chosen by the file's extension (none: PNG).
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg")
 
 PANELS = ("mixture", "clean vocals", "recovered vocals", "clean accompaniment",
           "recovered accompaniment")
@@ -24,14 +29,26 @@ def _plt():
     return plt
 
 
+def check_figure_path(path):
+    """Refuse, before any computing, a figure path that could not be written.
+
+    Its folder is created if needed; the extension must name one of :data:`FIGURE_FORMATS`.
+    Returns the format.
+    """
+    fmt = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
+    if fmt not in FIGURE_FORMATS:
+        raise ScratchnetError(f"cannot write figure {os.fspath(path)!r}: its extension must be one "
+                              f"of {', '.join('.' + f for f in FIGURE_FORMATS)}")
+    make_folder(os.path.dirname(os.path.abspath(path)), "figure folder")
+    check_writable(path, "figure")
+    return fmt
+
+
 def save_figure(fig, path, dpi=120):
-    """Save ``fig`` atomically (temporary name in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{ext or '.png'}"
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    """Save ``fig`` to ``path`` atomically; its folder is created if needed."""
+    fmt = check_figure_path(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
     return path
 
 

@@ -14,13 +14,16 @@ a raised-cosine cross-fade, so the recurrent state never runs for minutes; files
 separated and written one chunk at a time (:func:`stream_separate`), so memory does not grow
 with the length of the song.
 """
+import contextlib
 import os
 
 import numpy as np
 
 from . import audio
+from .data import stft_options
 from .errors import ScratchnetError
-from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, istft, stft
+from .files import make_folder
+from .signal import HOP_LENGTH, SAMPLE_RATE, istft, stft
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "pretrained", "drnn.npz")
 METHODS = ("drnn", "irm", "ibm", "rpca")
@@ -40,9 +43,7 @@ class ModelSeparator:
 
     def __init__(self, model, *, seq_len=None, name="drnn"):
         self.model, self.seq_len, self.name = model, seq_len, name
-        self.stft_kw = dict(n_fft=model.config.get("n_fft", N_FFT),
-                            hop_length=model.config.get("hop_length", HOP_LENGTH),
-                            window=model.config.get("window", WINDOW))
+        self.stft_kw = stft_options(model.config)  # the STFT the model was trained with
 
     #: Fallback sequence length when a whole-input run overflows: the training length.
     SAFE_SEQ_LEN = 100
@@ -142,7 +143,7 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
     mixture : ndarray, shape (n,)
     chunk, overlap : int
         Chunk length and overlap in samples, rounded to whole STFT hops.  Inputs no longer
-        than ``chunk`` are separated in one piece.
+        than ``chunk`` (any input, if ``chunk`` is None) are separated in one piece.
     progress : callable(int) or None
         Called with the number of samples finished after each chunk.
 
@@ -151,12 +152,16 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
     vocals, accompaniment : ndarray, shape (n,)
     """
     n = mixture.shape[0]
-    # Chunk starts on the STFT's frame grid: each chunk's frames are then the whole signal's
-    # frames (but for n_fft/2 samples at its edges), and only the recurrent state differs.
-    hop = getattr(separator, "stft_kw", {}).get("hop_length", HOP_LENGTH)
-    chunk, overlap = hop * max(1, round(chunk / hop)), hop * max(1, round(overlap / hop))
-    if overlap >= chunk:
-        raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")
+    if chunk is None or n <= chunk:
+        chunk, overlap = n, 0  # one piece: however short, a signal needs no overlap
+    else:
+        # Chunk starts on the STFT's frame grid: each chunk's frames are then the whole
+        # signal's frames (but for n_fft/2 samples at its edges), and only the recurrent
+        # state differs.
+        hop = getattr(separator, "stft_kw", {}).get("hop_length", HOP_LENGTH)
+        chunk, overlap = hop * max(1, round(chunk / hop)), hop * max(1, round(overlap / hop))
+        if overlap >= chunk:
+            raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")
     blocks = crossfade_chunks(n, chunk, overlap, lambda a, b: separator.separate(mixture[a:b]),
                               progress=progress)
     vocals, accompaniment = (np.concatenate(parts) for parts in zip(*blocks))
@@ -186,9 +191,9 @@ def separate_array(mixture, sr, separator=None, *, chunk_seconds=30.0, progress=
     separator = separator or load_model_separator()
     x16 = audio.resample(x, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x
     # chunk_seconds=inf: one piece (stream_separate has already cut the file into chunks)
-    chunk = int(chunk_seconds * SAMPLE_RATE) if np.isfinite(chunk_seconds) else x16.shape[0] + 1
-    v16, a16 = separate_chunked(separator, x16, chunk=chunk, overlap=min(2 * SAMPLE_RATE, chunk // 4),
-                                progress=progress)
+    chunk = int(chunk_seconds * SAMPLE_RATE) if np.isfinite(chunk_seconds) else None
+    overlap = min(2 * SAMPLE_RATE, chunk // 4) if chunk else 0
+    v16, a16 = separate_chunked(separator, x16, chunk=chunk, overlap=overlap, progress=progress)
     if sr == SAMPLE_RATE:
         return v16, a16
     vocals = audio.resample(v16, SAMPLE_RATE, sr)[: x.shape[0]]
@@ -251,18 +256,35 @@ def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmi
     outputs = [os.path.join(target, f"{name}.{fmt}") for name in ("vocals", "accompaniment")]
     for out in outputs:
         audio.check_not_input(out, [path])
-    try:
-        os.makedirs(target, exist_ok=True)
-    except OSError as e:
-        raise ScratchnetError(f"cannot create output folder {target!r}: {e.strerror}") from None
     separator = separator or load_model_separator()
     if bar is not None:
         bar.total = int(np.ceil(n * SAMPLE_RATE / sr))
         bar.refresh()
-    with audio.AtomicWriter(outputs[0], sr) as wv, audio.AtomicWriter(outputs[1], sr) as wa:
+    with _new_folder(target), audio.AtomicWriter(outputs[0], sr) as wv, \
+            audio.AtomicWriter(outputs[1], sr) as wa:
         for v, a in stream_separate(path, separator, chunk_seconds=chunk_seconds,
                                     overlap_seconds=overlap_seconds,
                                     progress=bar.update if bar is not None else None):
             wv.write(v)
             wa.write(a)
     return outputs
+
+
+@contextlib.contextmanager
+def _new_folder(path):
+    """Create folder ``path`` and its missing parents; if the block fails, remove the folders
+    it created (those still empty), so that a failed separation leaves nothing behind."""
+    created, p = [], os.path.abspath(path)
+    while not os.path.exists(p):
+        created.append(p)  # deepest first
+        p = os.path.dirname(p)
+    make_folder(path, "output folder")
+    try:
+        yield path
+    except BaseException:
+        for folder in created:
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty (another song's outputs), or already gone
+                break
+        raise

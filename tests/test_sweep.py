@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from scratchnet import sweep
+from scratchnet.training import sweep
 from scratchnet.errors import ScratchnetError
 
 

@@ -127,9 +127,9 @@ def test_stage_caps_give_equal_frames(fake_mir1k, tmp_path):
 
 def test_floor_reaches_the_loss_and_bad_floors_are_refused(fake_mir1k):
     cfg = _cfg(fake_mir1k, objective="is", floor=1e-2)
-    assert training._loss_fn(cfg).keywords == {"gamma": cfg.gamma, "floor": 1e-2}
-    assert "floor" not in training._loss_fn(_cfg(fake_mir1k, objective="is")).keywords
+    assert training.make_loss(cfg).keywords == {"gamma": cfg.gamma, "floor": 1e-2}
+    assert "floor" not in training.make_loss(_cfg(fake_mir1k, objective="is")).keywords
     with pytest.raises(ScratchnetError, match="not mse"):
-        training._loss_fn(_cfg(fake_mir1k, objective="mse", floor=1e-2))
+        training.make_loss(_cfg(fake_mir1k, objective="mse", floor=1e-2))
     with pytest.raises(ScratchnetError, match="floor"):
-        training._loss_fn(_cfg(fake_mir1k, objective="kl", floor=-1.0))
+        training.make_loss(_cfg(fake_mir1k, objective="kl", floor=-1.0))

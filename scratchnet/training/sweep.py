@@ -19,14 +19,17 @@ of GNSDR, GSIR and GSAR per setting, vocals and accompaniment, as the hybrid pap
 3 to 6.
 """
 import csv
+import io
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
-from .errors import ScratchnetError
+from ..errors import ScratchnetError
+from ..files import make_folder, read_json, write_json, write_text
 
 SCORES = ("GNSDR", "GSIR", "GSAR")
 
@@ -34,10 +37,11 @@ SCORES = ("GNSDR", "GSIR", "GSAR")
 def load_sweep(path):
     """Read and check a sweep config; returns the dict."""
     try:
-        with open(path) as f:
-            cfg = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ScratchnetError(f"cannot read sweep config {path!r}: {e}") from None
+        cfg = read_json(path, "sweep config")
+    except ScratchnetError as e:
+        raise ScratchnetError(f"cannot read sweep config: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ScratchnetError(f"{path}: a sweep config must be a JSON object")
     if not isinstance(cfg.get("grid"), dict) or not cfg["grid"]:
         raise ScratchnetError(f"{path}: a sweep needs a non-empty \"grid\" of option -> values")
     for key, values in cfg["grid"].items():
@@ -73,13 +77,9 @@ def expand(cfg):
 
 def _commands(cfg, name, train_cfg, data_dir, out):
     """The train and evaluate commands of one grid point (train resumes if it can)."""
-    folder = os.path.join(out, name)
+    folder = make_folder(os.path.join(out, name), "sweep run folder")
     run = os.path.join(folder, "run")
-    os.makedirs(folder, exist_ok=True)
-    cfg_path = os.path.join(folder, "train.json")
-    with open(cfg_path + ".tmp", "w") as f:
-        json.dump(train_cfg, f, indent=2)
-    os.replace(cfg_path + ".tmp", cfg_path)
+    cfg_path = write_json(os.path.join(folder, "train.json"), train_cfg)
     py = [sys.executable, "-m", "scratchnet"]
     train = py + ["train", "--config", cfg_path, "--data", data_dir, "--out", run, "-q"]
     if os.path.isfile(os.path.join(run, "checkpoint.npz")):
@@ -93,30 +93,68 @@ def _commands(cfg, name, train_cfg, data_dir, out):
     return train, evaluate, folder
 
 
+class _Job:
+    """One grid point running: its commands in turn (train, then evaluate), output to log.txt.
+
+    Each command runs in its own process group, so that a Ctrl-C at the terminal reaches
+    only the sweep, which then stops every job with SIGTERM: each ``scratchnet train`` exits
+    cleanly, its last checkpoint kept for the next ``scratchnet sweep`` to resume.
+    """
+
+    def __init__(self, name, commands, folder):
+        self.name, self.commands, self.t0 = name, list(commands), time.time()
+        self.logf = open(os.path.join(folder, "log.txt"), "a")  # a stream from the child: appended
+        self.proc = None
+        self.next()
+
+    def next(self):
+        self.proc = subprocess.Popen(self.commands.pop(0), stdout=self.logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def poll(self):
+        """None while running (starting the next command when one ends well), else the status."""
+        code = self.proc.poll()
+        if code == 0 and self.commands:
+            self.next()
+            return None
+        if code is not None:
+            self.logf.close()
+        return code
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self.logf.close()
+
+
 def run_sweep(cfg, data_dir, out, *, jobs=2, log=print):
     """Run every grid point not yet finished, ``jobs`` at a time; then write CSV and figure."""
-    os.makedirs(out, exist_ok=True)
+    make_folder(out, "sweep folder")
     pending = [p for p in expand(cfg) if not os.path.isfile(os.path.join(out, p[0], "result.json"))]
     log(f"sweep {cfg['name']}: {len(expand(cfg))} runs, {len(pending)} to do, {jobs} at a time")
     running = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            name, _, train_cfg = pending.pop(0)
-            train, evaluate, folder = _commands(cfg, name, train_cfg, data_dir, out)
-            logf = open(os.path.join(folder, "log.txt"), "a")
-            cmd = " && ".join(subprocess.list2cmdline(c) for c in (train, evaluate))
-            proc = subprocess.Popen(cmd, shell=True, stdout=logf, stderr=subprocess.STDOUT)
-            running.append((name, proc, logf, time.time()))
-            log(f"started {name}")
-        time.sleep(1.0)
-        for item in list(running):
-            name, proc, logf, t0 = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            logf.close()
-            status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see log.txt)"
-            log(f"{name}: {status} in {time.time() - t0:.0f} s")
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                name, _, train_cfg = pending.pop(0)
+                train, evaluate, folder = _commands(cfg, name, train_cfg, data_dir, out)
+                running.append(_Job(name, (train, evaluate), folder))
+                log(f"started {name}")
+            time.sleep(1.0)
+            for job in list(running):
+                code = job.poll()
+                if code is None:
+                    continue
+                running.remove(job)
+                status = "done" if code == 0 else f"FAILED (exit {code}, see log.txt)"
+                log(f"{job.name}: {status} in {time.time() - job.t0:.0f} s")
+    finally:  # interrupted (Ctrl-C, SIGTERM) or failed: stop the runs; they resume next time
+        for job in running:
+            job.stop()
     rows = collect(cfg, out)
     csv_path = write_csv(rows, os.path.join(out, "results.csv"))
     fig_path = bar_chart(rows, title=cfg["name"], path=os.path.join(out, f"{cfg['name']}.png"))
@@ -143,8 +181,7 @@ def collect(cfg, out):
         path = os.path.join(out, name, "result.json")
         row = {"run": name, **{k.split(".")[-1]: v for k, v in settings.items()}}
         if os.path.isfile(path):
-            with open(path) as f:
-                res = json.load(f)
+            res = read_json(path, "sweep result")
             row.update(status="ok", clips=res["clips"])
         else:
             reason = _failure(os.path.join(out, name, "log.txt"))
@@ -169,12 +206,11 @@ def write_csv(rows, path):
     if not rows:
         raise ScratchnetError("no finished runs to write")
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path + ".tmp", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(path + ".tmp", path)
-    return path
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    return write_text(path, buf.getvalue())
 
 
 def _label(row):
@@ -195,7 +231,7 @@ def _label(row):
 def bar_chart(rows, *, title=None, path=None):
     """Grouped bars: GNSDR, GSIR, GSAR per setting; one panel for vocals, one for accompaniment."""
     import numpy as np
-    from .report import _plt, save_figure
+    from ..report import _plt, save_figure
     plt = _plt()
     labels = [_label(r) for r in rows]
     x = np.arange(len(rows))
@@ -219,23 +255,3 @@ def bar_chart(rows, *, title=None, path=None):
     if path:
         save_figure(fig, path)
     return path or fig
-
-
-def add_sweep_arguments(p):
-    p.add_argument("config", help="sweep config (JSON): base options, grid, evaluation")
-    p.add_argument("--data", required=True, help="folder of MIR-1K clips")
-    p.add_argument("--out", default=None, help="sweep folder (default sweeps/<name>)")
-    p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
-
-
-def sweep_from_args(args):
-    cfg = load_sweep(args.config)
-    if args.jobs < 1:
-        raise ScratchnetError(f"--jobs {args.jobs} must be at least 1")
-    if not os.path.isdir(args.data):
-        raise ScratchnetError(f"data folder {args.data!r} does not exist or is not a folder")
-    out = args.out or os.path.join("sweeps", cfg["name"])
-    csv_path, fig_path = run_sweep(cfg, os.path.abspath(args.data), out, jobs=args.jobs)
-    print(csv_path)
-    print(fig_path)
-    return 0

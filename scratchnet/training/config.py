@@ -1,0 +1,146 @@
+"""A training run's options (:class:`TrainConfig`) and what is built from them: the loss and
+the optimizer.
+
+Everything a run needs to be repeated is one :class:`TrainConfig`, saved as the run folder's
+``config.json``; ``--resume`` reads it back, so a resumed run trains with the same options
+(objective, optimizer, STFT, backend) whatever flags the second command line carries.
+"""
+import dataclasses
+import functools
+
+import numpy as np
+
+from .. import losses, optimizers
+from ..errors import ScratchnetError
+from ..files import read_json, write_json
+
+BACKENDS = ("fast", "reference")   # as scratchnet.nn.BACKENDS (checked by tests/test_cli.py)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every option of a training run; saved as ``config.json`` in the run folder.
+
+    ``model`` is a model config (:func:`scratchnet.models.make_config`): the architecture and
+    the STFT (``n_fft``, ``hop_length``, ``window``) the model is trained, validated and later
+    run with.  ``stages`` is a list of ``[seq_len, epochs]`` or ``[seq_len, epochs,
+    max_batches]``: one stage is plain training, several are a curriculum over segment
+    lengths.  ``backend`` chooses the code every layer runs on: ``"fast"`` (Numba kernels) or
+    ``"reference"`` (the readable NumPy forward/backward pairs of :mod:`scratchnet.nn`).
+    """
+    data: str = ""
+    split: str = "huang"
+    split_seed: int = 0
+    model: dict = dataclasses.field(default_factory=dict)
+    objective: str = "mse"
+    gamma: float = 0.05
+    floor: float = 0.0             # kl/is: floor added to target and estimate (0 = the loss's default)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    lr_decay: float = 1.0          # the learning rate is multiplied by this after every epoch
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    batch_size: int = 10
+    stages: list = dataclasses.field(default_factory=lambda: [[100, 10]])
+    shift_step: int = 10000
+    train_clips: int = 0           # 0 = all clips of the training part
+    valid_clips: int = 25          # held out from the training part when the split has none
+    valid_every: int = 1           # epochs between validations
+    checkpoint_every: int = 200    # batches between checkpoints
+    max_batches_per_epoch: int = 0  # 0 = the whole epoch
+    workers: int = 2
+    seed: int = 0
+    init_from: str = ""
+    lbfgs_iters: int = 10          # with optimizer "lbfgs": iterations on each batch
+    backend: str = "fast"          # "fast" (Numba kernels) or "reference" (readable NumPy)
+
+    @classmethod
+    def from_dict(cls, d):
+        """A config from a dict (a ``config.json``); unknown keys are refused by name."""
+        if not isinstance(d, dict):
+            raise ScratchnetError(f"a training config must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ScratchnetError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def check(self):
+        """Refuse, before any work, options that would fail later (names, floor, stages)."""
+        if self.backend not in BACKENDS:
+            raise ScratchnetError(f"backend={self.backend!r} must be one of {', '.join(BACKENDS)}")
+        if self.optimizer != "lbfgs" and self.optimizer not in optimizers.OPTIMIZERS:
+            raise ScratchnetError(f"unknown optimizer {self.optimizer!r}: choose one of "
+                                  f"{', '.join([*optimizers.OPTIMIZERS, 'lbfgs'])}")
+        if not self.stages or not all(isinstance(s, (list, tuple)) and len(s) in (2, 3) and min(s) > 0
+                                      for s in self.stages):
+            raise ScratchnetError(f"stages={self.stages!r} must be a list of [seq_len, epochs"
+                                  "(, max_batches)] with positive numbers")
+        make_loss(self)
+        return self
+
+
+class TrainingDiverged(ScratchnetError):
+    """The loss became NaN or infinite."""
+
+
+def save_config(cfg, path):
+    """Write ``cfg`` to ``path`` as JSON (atomically)."""
+    return write_json(path, dataclasses.asdict(cfg))
+
+
+def load_config(path):
+    """Read a config saved by :func:`save_config`; a truncated file is refused in one line."""
+    return TrainConfig.from_dict(read_json(path, "training config"))
+
+
+def parse_stages(text):
+    """``"100:2,400:3"`` -> ``[[100, 2], [400, 3]]`` (seq_len:epochs[:max batches per epoch])."""
+    try:
+        stages = [[int(a) for a in part.split(":")] for part in text.split(",")]
+        assert all(len(s) in (2, 3) and min(s) > 0 for s in stages)
+    except (ValueError, AssertionError):
+        raise ScratchnetError(
+            f"--curriculum {text!r} must look like 100:2,400:3 (seq_len:epochs[:max_batches])") from None
+    return stages
+
+
+def make_loss(cfg):
+    """The objective a config names, its options bound: ``loss_fn(y1, y2, t1, t2)``."""
+    kwargs = {"gamma": cfg.gamma}
+    if not (np.isfinite(cfg.floor) and cfg.floor >= 0):
+        raise ScratchnetError(f"floor={cfg.floor} must be positive (or 0 for the loss's default)")
+    if cfg.floor:
+        if cfg.objective == "mse":
+            raise ScratchnetError("floor applies to the kl and is objectives, not mse")
+        kwargs["floor"] = cfg.floor
+    return functools.partial(losses.get_loss(cfg.objective), **kwargs)
+
+
+class BatchLBFGS:
+    """Huang et al.'s optimiser: a few L-BFGS iterations on each mini-batch.
+
+    The curvature memory lives only within one batch (a new batch is a new function), so
+    there is no state to checkpoint.
+    """
+
+    def __init__(self, iters=10, m=10):
+        self.iters, self.lbfgs = iters, optimizers.LBFGS(m=m)
+
+    def minimize(self, model, X, V, A, loss_fn):
+        info = self.lbfgs.minimize(lambda p: model.loss_and_grad(X, V, A, loss_fn), model.params,
+                                   max_iter=self.iters)
+        return info["f"]
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, d):
+        pass
+
+
+def make_optimizer(cfg):
+    """The optimizer a config names (``lbfgs`` gives :class:`BatchLBFGS`)."""
+    if cfg.optimizer == "lbfgs":
+        return BatchLBFGS(cfg.lbfgs_iters)
+    return optimizers.get_optimizer(cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    clip_norm=cfg.clip_norm or None)
