@@ -264,14 +264,16 @@ def gradient_table(seed=0):
     # reference rows run the readable pairs, so a bug planted in one of them shows here
     for backend in ("reference", "fast"):
         rows += model_rows(ARCHS, backend=backend, seed=seed)
+        rows += model_rows(["drnn-2"], backend=backend, seed=seed, bidirectional=True)
     return rows
 
 
-def model_rows(archs, *, backend="reference", seed=0):
+def model_rows(archs, *, backend="reference", seed=0, **options):
     """Rows (what, tensor, rel_error) of whole models, every parameter and the input X.
 
     ``backend="reference"`` runs every layer on its readable pair, so a bug planted in one of
-    them (``scratchnet.nn.rnn.rnn_step_backward``, say) shows in these rows.
+    them (``scratchnet.nn.rnn.rnn_step_backward``, say) shows in these rows.  ``options`` are
+    model options (``cell="gru"``, ``bidirectional=True``) given to every architecture.
     """
     import functools
 
@@ -283,9 +285,9 @@ def model_rows(archs, *, backend="reference", seed=0):
     small = {"hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4])}
     for arch in archs:
         model = Model(make_config(arch=arch, n_bins=6, dtype="float64", seed=seed,
-                                  **small.get(arch, dict(hidden=5))))
+                                  **small.get(arch, dict(hidden=5)), **options))
         for k in model.params:
-            if k.endswith("/b"):
+            if "/b" in k:
                 model.params[k][...] = rng.uniform(-0.1, 0.1, model.params[k].shape)
         for _ in range(200):
             X = rng.uniform(0.2, 1.5, (2, 4, 6))
@@ -299,7 +301,8 @@ def model_rows(archs, *, backend="reference", seed=0):
             grads, dX = model.backward(d1, d2, cache)
             errors = check_gradients(lambda: fn(*model.forward(X)[0], t1, t2)[0],
                                      dict(model.params, X=X), dict(grads, X=dX), h=1e-6)
-        rows += [(f"model {arch} ({backend})", k, e) for k, e in errors.items()]
+        label = " ".join([arch] + [k if v is True else f"{k}={v}" for k, v in options.items()])
+        rows += [(f"model {label} ({backend})", k, e) for k, e in errors.items()]
     return rows
 
 

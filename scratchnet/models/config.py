@@ -29,6 +29,10 @@ Architectures (``config["arch"]``)
     thousandfold within 200 batches and it stalled on a near-constant mask (validation
     5.2 dB); at 3e-4 it trains (``configs/hybrid_huang.json``, figures/README.md).
 
+Every recurrent layer uses the cell ``cell`` (``relu``: Huang's h_t = relu(W x_t + U h_{t-1} +
+b); the gated cells of :mod:`scratchnet.nn`), and with ``bidirectional`` a second cell reads
+the sequence backwards, doubling the layer's output.
+
 The STFT (``n_fft``, ``hop_length``, ``window``) is part of the config: a model is trained,
 validated and run with one STFT, and ``n_bins = 1 + n_fft // 2`` follows from it unless a
 test gives ``n_bins`` alone.
@@ -38,6 +42,7 @@ from ..signal import HOP_LENGTH, N_FFT, WINDOW
 
 ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid")
 FEATURES = ("magnitude", "log1p")
+CELLS = ("relu",)
 
 DEFAULTS = {
     "arch": "drnn-2", "n_bins": None, "hidden": 1000, "layers": 3, "context": 1,
@@ -45,7 +50,7 @@ DEFAULTS = {
     "conv_filters": [512, 256, 128], "conv_kernel": 3, "pool_size": 3, "pool_stride": 1,
     "dense": [1024, 128, 256, 512], "rnn": [256, 256, 256],
     "n_fft": N_FFT, "hop_length": HOP_LENGTH, "window": WINDOW, "seed": 0, "dtype": "float32",
-    "inference_seq_len": None,
+    "inference_seq_len": None, "cell": "relu", "bidirectional": False,
 }
 
 
@@ -59,6 +64,8 @@ def make_config(**overrides):
         raise ScratchnetError(f"unknown model {config['arch']!r}: choose one of {', '.join(ARCHS)}")
     if config["features"] not in FEATURES:
         raise ScratchnetError(f"features={config['features']!r} must be one of {', '.join(FEATURES)}")
+    if config["cell"] not in CELLS:
+        raise ScratchnetError(f"cell={config['cell']!r} must be one of {', '.join(CELLS)}")
     n_fft, hop = config["n_fft"], config["hop_length"]
     if not (isinstance(n_fft, int) and n_fft >= 2 and isinstance(hop, int) and 0 < hop <= n_fft):
         raise ScratchnetError(f"n_fft={n_fft!r} and hop_length={hop!r} must be integers, "
@@ -83,8 +90,8 @@ def layer_specs(config):
             specs += [{"kind": "dense", "name": f"dense{i}", "in": d, "out": h}, {"kind": "relu"}]
             d = h
         for i, h in enumerate(config["rnn"], 1):
-            specs.append({"kind": "rnn", "name": f"rnn{i}", "in": d, "out": h, "clip": config["bptt_clip"]})
-            d = h
+            specs.append(_recurrent(config, f"rnn{i}", d, h))
+            d = specs[-1]["width"]
     else:
         k = config["context"]
         specs.append({"kind": "context", "k": k})
@@ -96,9 +103,17 @@ def layer_specs(config):
             raise ScratchnetError(f"{arch} needs at least {max(recurrent)} hidden layers, got layers={n}")
         for i in range(1, n + 1):
             if i in recurrent:
-                specs.append({"kind": "rnn", "name": f"hidden{i}", "in": d, "out": H, "clip": config["bptt_clip"]})
+                specs.append(_recurrent(config, f"hidden{i}", d, H))
+                d = specs[-1]["width"]
             else:
                 specs += [{"kind": "dense", "name": f"hidden{i}", "in": d, "out": H}, {"kind": "relu"}]
-            d = H
+                d = H
     specs.append({"kind": "dense", "name": "out", "in": d, "out": 2 * F})
     return specs
+
+
+def _recurrent(config, name, d, H):
+    """The spec of a recurrent layer of H units per direction; ``width`` is its output size."""
+    bi = bool(config["bidirectional"])
+    return {"kind": "rnn", "name": name, "in": d, "out": H, "clip": config["bptt_clip"],
+            "cell": config["cell"], "bidirectional": bi, "width": 2 * H if bi else H}

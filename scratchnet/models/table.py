@@ -50,10 +50,63 @@ def _dense_backward(dout, cache, p, spec, input_grad):
     return dx, {"W": dW, "b": db}
 
 
-def _rnn_backward(dout, cache, p, spec, input_grad):
-    dx, _, dW, dU, db = _backward(rnn, "rnn_backward", dout, cache, spec.get("clip"),
-                                  input_grad=input_grad)
-    return dx, {"W": dW, "U": dU, "b": db}
+# --------------------------------------------------------------------------- recurrent layers
+# A recurrent layer is a cell (the ReLU RNN of Huang et al., or a gated cell) run forwards in
+# time, and with ``bidirectional`` also backwards: a second cell with its own tensors (names
+# ending in ``_rev``) reads the sequence reversed, and the two outputs are concatenated, so
+# the layer gives 2H features per frame.  The backward direction's BPTT runs forwards in time.
+def _glorot(sh, r, dt):
+    return init.glorot_uniform(*sh, r, dt)
+
+
+CELLS = {  # cell: (module, function prefix, initial states, {tensor: (shape(D, H), initialiser)})
+    "relu": (rnn, "rnn", 1, {"W": (lambda D, H: (D, H), _glorot),
+                             "U": (lambda D, H: (H, H), lambda sh, r, dt: init.recurrent_uniform(sh[0], r, dt)),
+                             "b": (lambda D, H: (H,), lambda sh, r, dt: np.zeros(sh, dt))}),
+}
+
+
+def _cell(spec):
+    return CELLS[spec.get("cell", "relu")]
+
+
+def _directions(spec):
+    return ("", "_rev") if spec.get("bidirectional") else ("",)
+
+
+def _recurrent_tensors(spec):
+    _, _, _, tensors = _cell(spec)
+    return {t + d: (shape(spec["in"], spec["out"]), make)
+            for d in _directions(spec) for t, (shape, make) in tensors.items()}
+
+
+def _one_direction_forward(h, p, spec, d):
+    module, prefix, states, tensors = _cell(spec)
+    return pick(module, prefix + "_forward")(h, *[None] * states, *(p[t + d] for t in tensors))
+
+
+def _recurrent_forward(h, p, spec):
+    out, cache = _one_direction_forward(h, p, spec, "")
+    if not spec.get("bidirectional"):
+        return out, cache
+    out_rev, cache_rev = _one_direction_forward(h[:, ::-1], p, spec, "_rev")  # reads the sequence backwards
+    return np.concatenate([out, out_rev[:, ::-1]], axis=-1), (cache, cache_rev)  # N,T,2H
+
+
+def _one_direction_backward(dout, cache, spec, input_grad, d):
+    module, prefix, states, tensors = _cell(spec)
+    grads = _backward(module, prefix + "_backward", dout, cache, spec.get("clip"), input_grad=input_grad)
+    return grads[0], {t + d: g for t, g in zip(tensors, grads[1 + states:])}  # skip the initial states' grads
+
+
+def _recurrent_backward(dout, cache, p, spec, input_grad):
+    if not spec.get("bidirectional"):
+        return _one_direction_backward(dout, cache, spec, input_grad, "")
+    H = spec["out"]
+    dx, grads = _one_direction_backward(dout[..., :H], cache[0], spec, input_grad, "")
+    dx_rev, grads_rev = _one_direction_backward(dout[:, ::-1, H:], cache[1], spec, input_grad, "_rev")
+    grads.update(grads_rev)
+    return (dx + dx_rev[:, ::-1] if input_grad else None), grads
 
 
 def _conv_backward(dout, cache, p, spec, input_grad):
@@ -62,9 +115,18 @@ def _conv_backward(dout, cache, p, spec, input_grad):
 
 
 def _rnn_margin(h, out, p, spec):
-    """Smallest |z_t| with z_t = x_t W + h_{t-1} U + b, from the layer's own output h_t."""
-    prev = np.concatenate([np.zeros_like(out[:, :1]), out[:, :-1]], axis=1)  # N,T,H: h_{t-1}, h_{-1} = 0
-    return float(np.abs(h @ p["W"] + prev @ p["U"] + p["b"]).min())
+    """Smallest |z_t| with z_t = x_t W + h_{t-1} U + b, from the layer's own output h_t.
+
+    Gated cells are smooth (no kink): None.  A bidirectional layer's reversed half is checked
+    on the reversed sequence.
+    """
+    if spec.get("cell", "relu") != "relu":
+        return None
+    H, margins = spec["out"], []
+    for d, x, o in (("", h, out[..., :H]), ("_rev", h[:, ::-1], out[:, ::-1, H:]))[:len(_directions(spec))]:
+        prev = np.concatenate([np.zeros_like(o[:, :1]), o[:, :-1]], axis=1)  # N,T,H: h_{t-1}, h_{-1} = 0
+        margins.append(np.abs(x @ p["W" + d] + prev @ p["U" + d] + p["b" + d]).min())
+    return float(min(margins))
 
 
 def _pool_margin(h, out, p, spec):
@@ -92,11 +154,9 @@ LAYERS = {
         forward=lambda h, p, s: pick(context, "context_forward")(h, s["k"]),
         backward=lambda dout, c, p, s, ig: (pick(context, "context_backward")(dout, c), {})),
     "rnn": LayerKind(
-        tensors=lambda s: {"W": ((s["in"], s["out"]), lambda sh, r, dt: init.glorot_uniform(*sh, r, dt)),
-                           "U": ((s["out"], s["out"]), lambda sh, r, dt: init.recurrent_uniform(sh[0], r, dt)),
-                           "b": ((s["out"],), _zeros)},
-        forward=lambda h, p, s: pick(rnn, "rnn_forward")(h, None, p["W"], p["U"], p["b"]),
-        backward=_rnn_backward,
+        tensors=_recurrent_tensors,
+        forward=_recurrent_forward,
+        backward=_recurrent_backward,
         margin=_rnn_margin),
     "conv": LayerKind(
         tensors=lambda s: {"W": ((s["k"], s["in"], s["out"]), lambda sh, r, dt: init.conv_glorot(*sh, r, dt)),

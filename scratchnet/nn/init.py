@@ -30,3 +30,8 @@ def conv_glorot(K, Cin, Cout, rng, dtype=np.float32):
     ``limit = sqrt(6 / (K Cin + K Cout))``.
     """
     return _uniform(np.sqrt(6.0 / (K * Cin + K * Cout)), (K, Cin, Cout), rng, dtype)
+
+
+def uniform_fan(shape, fan, rng, dtype=np.float32):
+    """U(-1/sqrt(fan), 1/sqrt(fan)) of any shape: PyTorch's default for the gated cells' weights."""
+    return _uniform(1.0 / np.sqrt(fan), shape, rng, dtype)
