@@ -1,0 +1,55 @@
+"""The shipped models, chosen by name: ``--model drnn2`` or a path to any saved ``.npz``.
+
+Each entry names its file (beside this module), its model card and one line that
+``scratchnet models`` prints.  Scores are vocal GNSDR in dB on the 417 test clips of the
+shared MIR-1K copy (see each card for the full tables and how each model was chosen).
+"""
+import os
+
+from ..errors import ScratchnetError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: name -> file, model card, one-line description
+SHIPPED = {
+    "drnn2": {
+        "file": "drnn.npz",
+        "card": "MODEL_CARD.md",
+        "summary": "Huang et al.'s DRNN-2 as published: 3 x 1000 ReLU units, recurrence on layer 2, "
+                   "discriminative MSE; 7.33 dB vocal GNSDR (417 test clips)",
+    },
+}
+
+#: the model ``separate``, ``demo``, ``evaluate --method drnn`` and the Python API use by default
+DEFAULT = "drnn2"
+
+
+def path_of(name=None):
+    """The ``.npz`` path of shipped model ``name`` (default: :data:`DEFAULT`), or ``name`` itself
+    when it is a path to a file.  An unknown name gets one line listing the shipped ones."""
+    name = DEFAULT if name is None else os.fspath(name)
+    if name in SHIPPED:
+        return os.path.join(HERE, SHIPPED[name]["file"])
+    if os.path.exists(name) or name.endswith(".npz") or os.sep in name:
+        return name  # a path: load_model says what is wrong with it, if anything
+    raise ScratchnetError(f"unknown model {name!r}: give a path to a .npz file or one of the "
+                          f"shipped models {', '.join(SHIPPED)} (scratchnet models lists them)")
+
+
+def name_of(path):
+    """The shipped name of ``path``, or None for a model of the user's own."""
+    for name, entry in SHIPPED.items():
+        if os.path.abspath(path) == os.path.join(HERE, entry["file"]):
+            return name
+    return None
+
+
+def describe():
+    """One line per shipped model: name (default marked), file size, summary, model card."""
+    lines = []
+    for name, entry in SHIPPED.items():
+        path = os.path.join(HERE, entry["file"])
+        size = f"{os.path.getsize(path) / 1e6:.0f} MB" if os.path.isfile(path) else "missing"
+        mark = " (default)" if name == DEFAULT else ""
+        lines.append(f"{name}{mark}: {entry['summary']}; {size}; card {os.path.join(HERE, entry['card'])}")
+    return lines
