@@ -1,0 +1,60 @@
+"""Remix, pitch/tempo and gain augmentation of training pairs."""
+import numpy as np
+import pytest
+
+from scratchnet.augment import Augment, fit_length, speed_change
+from scratchnet.errors import ScratchnetError
+
+
+def _sources(n=3, length=4000):
+    rng = np.random.default_rng(0)
+    return [(rng.standard_normal(length + 100 * i), rng.standard_normal(length + 50 * i)) for i in range(n)]
+
+
+def test_speed_change_moves_a_tone_by_the_factor():
+    sr, f0 = 16000, 440.0
+    t = np.arange(sr) / sr
+    y = np.sin(2 * np.pi * f0 * t)
+    up = speed_change(y, 2 ** (2 / 12))  # two semitones up
+    assert abs(up.shape[0] - sr / 2 ** (2 / 12)) <= 2
+    spectrum = np.abs(np.fft.rfft(up * np.hanning(up.shape[0])))
+    f_peak = np.argmax(spectrum) * sr / up.shape[0]
+    assert abs(f_peak - f0 * 2 ** (2 / 12)) < 3.0
+
+
+def test_fit_length_tiles_and_cuts():
+    y = np.arange(5.0)
+    np.testing.assert_array_equal(fit_length(y, 12), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])
+    np.testing.assert_array_equal(fit_length(y, 3, offset=1), [4, 0, 1])
+
+
+def test_no_augmentation_is_the_circular_shift_of_unit_norm_sources():
+    sources = _sources()
+    v, a = Augment(remix=0, pitch=0, gain_db=0)(np.random.default_rng(1), sources, 0, 700)
+    np.testing.assert_allclose(v, sources[0][0] / np.linalg.norm(sources[0][0]))
+    a_ref = np.roll(sources[0][1], 700)
+    np.testing.assert_allclose(a, a_ref / np.linalg.norm(a_ref))
+
+
+def test_full_augmentation_is_seeded_and_keeps_lengths_equal():
+    sources = _sources()
+    aug = Augment(remix=1, pitch=1, semitones=2, gain_db=3)
+    a1 = aug(np.random.default_rng(5), sources, 0, 0)
+    a2 = aug(np.random.default_rng(5), sources, 0, 0)
+    np.testing.assert_array_equal(a1[0], a2[0])
+    np.testing.assert_array_equal(a1[1], a2[1])
+    v, a = a1
+    assert v.shape == a.shape
+    assert abs(np.linalg.norm(a) - 1) < 1e-9
+    assert 10 ** (-3 / 20) - 1e-9 <= np.linalg.norm(v) <= 10 ** (3 / 20) + 1e-9
+    # the accompaniment came from another clip: it is none of clip 0's rotations
+    own = sources[0][1]
+    assert not any(np.allclose(a[:50] * np.linalg.norm(fit_length(own, a.shape[0], s)),
+                               fit_length(own, a.shape[0], s)[:50]) for s in range(0, own.shape[0], 1))
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ScratchnetError, match="remix=1.5"):
+        Augment(remix=1.5)
+    with pytest.raises(ScratchnetError, match="semitones=30"):
+        Augment(semitones=30)
