@@ -164,7 +164,9 @@ class SequenceStream:
     sequences of ``seq_len`` frames (the recurrent state restarts at each sequence), the
     sequences shuffled and grouped into batches.  Frames left over at the end of a pool are
     carried into the next, and the epoch's last incomplete batch is dropped.  Memory holds one
-    pool of spectra, never the augmented set.
+    pool of spectra, never the augmented set.  With ``augment`` (a
+    :class:`scratchnet.augment.Augment`), each pair's sources pass through it first, drawing
+    from a random stream of its own, so the order of pairs and sequences stays the same.
 
     Yields
     ------
@@ -172,7 +174,7 @@ class SequenceStream:
         Mixture, vocal and accompaniment magnitudes; N = ``batch_size``, T = ``seq_len``.
     """
 
-    def __init__(self, sources, *, seq_len=100, batch_size=10, shift_step=10000, pool=32,
+    def __init__(self, sources, *, seq_len=100, batch_size=10, shift_step=10000, pool=32, augment=None,
                  seed=0, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW):
         if seq_len < 1 or batch_size < 1:
             raise ScratchnetError(f"{seq_len=} and {batch_size=} must be positive")
@@ -182,6 +184,13 @@ class SequenceStream:
         self.pairs = [(i, s) for i, (v, _) in enumerate(sources)
                       for s in circular_shifts(v.shape[0], shift_step)]
         self.seed = seed
+        self.augment = augment  # augment(rng, sources, i, shift) -> (v, a): see scratchnet.augment
+
+    def _example(self, rng, i, shift):
+        """Magnitudes (X, V, A) of training pair (clip i, shift), augmented if asked."""
+        if self.augment is None:
+            return magnitudes(*self.sources[i], shift, **self.stft_kw)
+        return magnitudes(*self.augment(rng, self.sources, i, shift), 0, **self.stft_kw)
 
     def frames_per_epoch(self):
         hop = self.stft_kw["hop_length"]
@@ -193,11 +202,11 @@ class SequenceStream:
     def epoch(self, epoch=0):
         """Iterate over one epoch's batches; ``epoch`` seeds the order (same seed, same batches)."""
         rng = np.random.default_rng([self.seed, epoch])
+        aug_rng = np.random.default_rng([self.seed, epoch, 1])  # its own stream: the order is unchanged
         order = rng.permutation(len(self.pairs))
         carry = None
         for start in range(0, len(order), self.pool):
-            specs = [magnitudes(*self.sources[self.pairs[k][0]], self.pairs[k][1], **self.stft_kw)
-                     for k in order[start:start + self.pool]]
+            specs = [self._example(aug_rng, *self.pairs[k]) for k in order[start:start + self.pool]]
             X, V, A = (np.concatenate([s[j] for s in specs]) for j in range(3))  # T_pool,F
             if carry is not None:
                 X, V, A = (np.concatenate([c, x]) for c, x in zip(carry, (X, V, A)))

@@ -58,3 +58,18 @@ def test_bad_options_are_refused():
         Augment(remix=1.5)
     with pytest.raises(ScratchnetError, match="semitones=30"):
         Augment(semitones=30)
+
+
+def test_the_stream_with_augmentation_is_seeded_and_keeps_its_order():
+    from scratchnet.data import SequenceStream
+    sources = [tuple(s.astype(np.float32) for s in pair) for pair in _sources(3, 16000)]
+    kw = dict(seq_len=8, batch_size=2, shift_step=8000, seed=3)
+    plain = list(SequenceStream(sources, **kw).epoch(0))
+    aug = Augment(remix=1, pitch=1)
+    one, two = list(SequenceStream(sources, augment=aug, **kw).epoch(0)), list(SequenceStream(sources, augment=aug, **kw).epoch(0))
+    assert len(one) > 0 and len(plain) > 0
+    for (x1, v1, a1), (x2, v2, a2) in zip(one, two):
+        np.testing.assert_array_equal(x1, x2)
+    assert not np.allclose(one[0][0], plain[0][0])  # the mixtures did change
+    X, V, A = one[0]
+    assert X.shape == V.shape == A.shape == (2, 8, 513) and X.dtype == np.float32
