@@ -148,8 +148,10 @@ def check_gradients(loss_fn, params, grads, h=1e-5, max_checks=None, seed=0):
     return errors
 
 
-def format_table(rows):
+def format_table(rows, threshold=None):
     """Format ``(what, tensor, rel_error)`` rows as an aligned, readable table.
+
+    With ``threshold`` a last column says PASS (error below it) or FAIL; a NaN error fails.
 
     Examples
     --------
@@ -158,77 +160,115 @@ def format_table(rows):
     ------  ------  ----------
     affine  dw        3.20e-11
     rnn     dWh       1.10e-09
+    >>> print(format_table([("rnn", "dWh", 1.1e-9), ("rnn", "db", 0.3)], threshold=1e-6))
+    what  tensor  rel. error  < 1e-06
+    ----  ------  ----------  -------
+    rnn   dWh       1.10e-09  PASS
+    rnn   db        3.00e-01  FAIL
     """
     header = ("what", "tensor", "rel. error")
     body = [(str(w), str(t), f"{float(e):.2e}") for w, t, e in rows]
-    widths = [max(len(r[i]) for r in [header] + body) for i in range(3)]
-    lines = [f"{header[0]:<{widths[0]}}  {header[1]:<{widths[1]}}  {header[2]:>{widths[2]}}",
-             "  ".join("-" * w for w in widths)]
-    lines += [f"{w:<{widths[0]}}  {t:<{widths[1]}}  {e:>{widths[2]}}" for w, t, e in body]
-    return "\n".join(lines)
+    if threshold is not None:
+        header += (f"< {threshold:.0e}",)
+        body = [r + (verdict(float(e), threshold),) for r, (_, _, e) in zip(body, rows)]
+    n = len(header)
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(n)]
+    align = ["<", "<", ">", "<"]
+
+    def line(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in body])
+
+
+def verdict(error, threshold):
+    """``"PASS"`` when ``error < threshold`` (a NaN error fails), else ``"FAIL"``."""
+    return "PASS" if error < threshold else "FAIL"
 
 
 # --------------------------------------------------------------------------- the full table
+#: a gradient of the table passes when its relative error is below this (float64, h = 1e-6):
+#: a right gradient gives 1e-8 or less, a wrong one 1e-3 or more, so the gap is wide
+THRESHOLD = 1e-6
+
+#: the groups of rows, in the order printed; ``--only`` picks among them
+GROUPS = ("affine", "activations", "context", "conv1d", "maxpool1d", "mask", "rnn", "gru",
+          "lstm", "loss", "model")
+
+
 def _layer_check(what, forward, inputs, grads, dout, h=1e-6):
     """Rows (what, tensor, rel_error) for a layer: ``forward()`` reads the arrays in inputs."""
     return [(what, f"d{k}", rel_error(numerical_gradient(forward, x, dout, h=h), grads[k]))
             for k, x in inputs.items()]
 
 
-def gradient_table(seed=0):
-    """Check every layer, objective and model of scratchnet; returns (what, tensor, error) rows.
+def _away(rng, shape):
+    """Values with 0.1 <= |v| <= 1, either sign: inputs of a kinked function, far from its kink."""
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)
 
-    Float64 throughout, step h = 1e-6.  Inputs of kinked functions are drawn away from the
-    kinks: ReLU inputs and mask logits have |value| >= 0.1, max-pool inputs are a permutation
-    of values 0.1 apart, and models are checked at inputs whose :meth:`Model.kink_margin` is
-    above 1e-3.  This is what ``python -m scratchnet.gradcheck`` prints.
-    """
-    import functools
 
-    from . import losses
-    from .models import ARCHS
-    from .nn import activations as A
-    from .nn import affine, context, conv1d, maxpool1d, mask
-    from .nn import rnn as R
-
-    rng = np.random.default_rng(seed)
-    away = lambda shape: rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)  # noqa: E731
-    rows = []
+def _affine_rows(rng):
+    from .nn import affine
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
     out, c = affine.affine_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
     dx, dw, db = affine.affine_backward(dout, c)
-    rows += _layer_check("affine", lambda: affine.affine_forward(x, w, b)[0], {"x": x, "w": w, "b": b},
-                         {"x": dx, "w": dw, "b": db}, dout)
+    return _layer_check("affine", lambda: affine.affine_forward(x, w, b)[0], {"x": x, "w": w, "b": b},
+                        {"x": dx, "w": dw, "b": db}, dout)
+
+
+def _activations_rows(rng):
+    from .nn import activations as A
+    rows = []
     for name in ("relu", "tanh", "sigmoid"):
         fwd, bwd = getattr(A, f"{name}_forward"), getattr(A, f"{name}_backward")
-        x = away((3, 4, 5))
+        x = _away(rng, (3, 4, 5))
         out, c = fwd(x)
         dout = rng.standard_normal(out.shape)
         rows += _layer_check(name, lambda: fwd(x)[0], {"x": x}, {"x": bwd(dout, c)}, dout)
+    return rows
+
+
+def _context_rows(rng):
+    from .nn import context
     x = rng.standard_normal((2, 5, 3))
     out, c = context.context_forward(x, 1)
     dout = rng.standard_normal(out.shape)
-    rows += _layer_check("context (k=1)", lambda: context.context_forward(x, 1)[0], {"x": x},
-                         {"x": context.context_backward(dout, c)}, dout)
+    return _layer_check("context (k=1)", lambda: context.context_forward(x, 1)[0], {"x": x},
+                        {"x": context.context_backward(dout, c)}, dout)
+
+
+def _conv1d_rows(rng):
+    from .nn import conv1d
     x, w, b = rng.standard_normal((2, 6, 4)), rng.standard_normal((3, 4, 5)), rng.standard_normal(5)
     out, c = conv1d.conv1d_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv1d.conv1d_backward(dout, c)
-    rows += _layer_check("conv1d (K=3)", lambda: conv1d.conv1d_forward(x, w, b)[0],
-                         {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
+    return _layer_check("conv1d (K=3)", lambda: conv1d.conv1d_forward(x, w, b)[0],
+                        {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
+
+
+def _maxpool1d_rows(rng):
+    from .nn import maxpool1d
     x = (rng.permutation(2 * 7 * 3) * 0.1).reshape(2, 7, 3)  # no ties: gaps of 0.1 >> h
     out, c = maxpool1d.maxpool1d_forward(x, 3, 1, "same")
     dout = rng.standard_normal(out.shape)
-    rows += _layer_check("maxpool1d (3, 1)", lambda: maxpool1d.maxpool1d_forward(x, 3, 1, "same")[0],
-                         {"x": x}, {"x": maxpool1d.maxpool1d_backward(dout, c)}, dout)
-    a, X = away((2, 3, 8)), rng.uniform(0.1, 1.0, (2, 3, 4))
+    return _layer_check("maxpool1d (3, 1)", lambda: maxpool1d.maxpool1d_forward(x, 3, 1, "same")[0],
+                        {"x": x}, {"x": maxpool1d.maxpool1d_backward(dout, c)}, dout)
+
+
+def _mask_rows(rng):
+    from .nn import mask
+    a, X = _away(rng, (2, 3, 8)), rng.uniform(0.1, 1.0, (2, 3, 4))
     (y1, y2), c = mask.mask_forward(a, X)
     d1, d2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
     da, dX = mask.mask_backward(d1, d2, c)
-    rows += _layer_check("mask", lambda: mask.mask_forward(a, X)[0], {"a": a, "X": X},
-                         {"a": da, "X": dX}, (d1, d2))
-    # recurrent: a step, then BPTT over a sequence, read from the step and from the kernels
+    return _layer_check("mask", lambda: mask.mask_forward(a, X)[0], {"a": a, "X": X},
+                        {"a": da, "X": dX}, (d1, d2))
+
+
+def _rnn_rows(rng):
+    """A step, then BPTT over a sequence, read from the step and from the kernels."""
+    from .nn import rnn as R
     N, T, D, H = 2, 5, 3, 4
     while True:
         x, h0 = rng.standard_normal((N, T, D)), rng.uniform(0.1, 1, (N, H))
@@ -243,8 +283,8 @@ def gradient_table(seed=0):
     dout = rng.standard_normal(out.shape)
     g = dict(zip(("x", "prev_h", "Wx", "Wh", "b"), R.rnn_step_backward(dout, c)))
     x0 = x[:, 0].copy()
-    rows += _layer_check("rnn step", lambda: R.rnn_step_forward(x0, h0, Wx, Wh, b)[0],
-                         {"x": x0, "prev_h": h0, "Wx": Wx, "Wh": Wh, "b": b}, g, dout)
+    rows = _layer_check("rnn step", lambda: R.rnn_step_forward(x0, h0, Wx, Wh, b)[0],
+                        {"x": x0, "prev_h": h0, "Wx": Wx, "Wh": Wh, "b": b}, g, dout)
     for label, fwd, bwd in (("rnn BPTT (steps)", R.rnn_forward, R.rnn_backward),
                             ("rnn BPTT (kernels)", R.rnn_forward_fast, R.rnn_backward_fast)):
         out, c = fwd(x, h0, Wx, Wh, b)
@@ -252,19 +292,111 @@ def gradient_table(seed=0):
         g = dict(zip(("x", "h0", "Wx", "Wh", "b"), bwd(dout, c)))
         rows += _layer_check(label, lambda: fwd(x, h0, Wx, Wh, b)[0],
                              {"x": x, "h0": h0, "Wx": Wx, "Wh": Wh, "b": b}, g, dout)
-    # objectives, each in its discriminative form
+    return rows
+
+
+def _gated_module(cell):
+    """``scratchnet.nn.gru`` / ``.lstm`` if that file exists, else None (their rows are left out)."""
+    import importlib
+    try:
+        return importlib.import_module(f"scratchnet.nn.{cell}")
+    except ModuleNotFoundError:
+        return None
+
+
+def _gated_rows(rng, cell):
+    """Step and sequence rows of a gated cell, every input and parameter (smooth: no kinks)."""
+    module = _gated_module(cell)
+    if module is None:
+        return []
+    N, T, D, H = 2, 4, 3, 4
+    G = 3 if cell == "gru" else 4  # gates stacked along the last axis of the weights
+    x = rng.standard_normal((N, T, D))
+    states = {"h": rng.standard_normal((N, H))} if cell == "gru" else {
+        "h": rng.standard_normal((N, H)), "c": rng.standard_normal((N, H))}
+    weights = {"Wx": 0.5 * rng.standard_normal((D, G * H)), "Wh": 0.5 * rng.standard_normal((H, G * H))}
+    weights.update({"bx": rng.standard_normal(G * H), "bh": rng.standard_normal(G * H)} if cell == "gru"
+                   else {"b": rng.standard_normal(G * H)})
+    step_f, step_b = getattr(module, f"{cell}_step_forward"), getattr(module, f"{cell}_step_backward")
+    x0 = x[:, 0].copy()
+    prev = {"prev_" + k: v for k, v in states.items()}
+    args = dict(x=x0, **prev, **weights)
+    outs = step_f(*args.values())
+    n_out = len(outs) - 1  # (next_h, cache) or (next_h, next_c, cache)
+    douts = tuple(rng.standard_normal(o.shape) for o in outs[:n_out])
+    grads = dict(zip(args, step_b(*douts, outs[-1])))
+    fwd = (lambda: step_f(*args.values())[0]) if n_out == 1 else (lambda: step_f(*args.values())[:n_out])
+    rows = _layer_check(f"{cell} step", fwd, args, grads, douts[0] if n_out == 1 else douts)
+    seq_f, seq_b = getattr(module, f"{cell}_forward"), getattr(module, f"{cell}_backward")
+    seq = dict(x=x, **{k + "0": v for k, v in states.items()}, **weights)
+    out, cache = seq_f(*seq.values())
+    dout = rng.standard_normal(out.shape)
+    grads = dict(zip(seq, seq_b(dout, cache)))
+    rows += _layer_check(f"{cell} BPTT", lambda: seq_f(*seq.values())[0], seq, grads, dout)
+    return rows
+
+
+def _loss_rows(rng):
+    """The objectives, each in its discriminative form."""
+    import functools
+
+    from . import losses
     y1, y2, t1, t2 = (rng.uniform(0.1, 1.0, (2, 3, 4)) for _ in range(4))
+    rows = []
     for name in ("mse", "kl", "is"):
         fn = functools.partial(losses.get_loss(name), gamma=0.05)
         _, g1, g2 = fn(y1, y2, t1, t2)
         rows += [(f"loss {name} (gamma 0.05)", f"d{k}",
                   rel_error(numerical_gradient(lambda: fn(y1, y2, t1, t2)[0], v, h=1e-6), g))
                  for k, v, g in (("y1", y1, g1), ("y2", y2, g2))]
-    # every model end to end, every parameter tensor and the input, on both backends: the
-    # reference rows run the readable pairs, so a bug planted in one of them shows here
+    return rows
+
+
+def _model_rows_all(seed):
+    """Every model end to end, every parameter tensor and the input, on both backends: the
+    reference rows run the readable pairs, so a bug planted in one of them shows here."""
+    from .models import ARCHS
+    from .models.config import CELLS
+    rows = []
     for backend in ("reference", "fast"):
         rows += model_rows(ARCHS, backend=backend, seed=seed)
         rows += model_rows(["drnn-2"], backend=backend, seed=seed, bidirectional=True)
+        for cell in CELLS:
+            if cell != "relu":
+                rows += model_rows(["drnn-2"], backend=backend, seed=seed, cell=cell)
+    return rows
+
+
+def gradient_table(seed=0, *, only=None):
+    """Check every layer, objective and model of scratchnet; returns (what, tensor, error) rows.
+
+    Float64 throughout, step h = 1e-6.  Inputs of kinked functions are drawn away from the
+    kinks: ReLU inputs and mask logits have |value| >= 0.1, max-pool inputs are a permutation
+    of values 0.1 apart, and models are checked at inputs whose :meth:`Model.kink_margin` is
+    above 1e-3.  This is what ``python -m scratchnet.gradcheck`` prints.
+
+    Parameters
+    ----------
+    seed : int
+        Seeds the inputs; each group draws from its own stream, so ``only`` changes no row.
+    only : iterable of str, optional
+        Groups of :data:`GROUPS` to check (``["rnn", "mask"]``); None checks all.  The gated
+        cells' groups give no rows until ``scratchnet/nn/gru.py`` / ``lstm.py`` exist.
+    """
+    only = GROUPS if only is None else tuple(only)
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        raise ScratchnetError(f"unknown group(s) {', '.join(map(repr, unknown))}: "
+                              f"choose among {', '.join(GROUPS)}")
+    makers = {"affine": _affine_rows, "activations": _activations_rows, "context": _context_rows,
+              "conv1d": _conv1d_rows, "maxpool1d": _maxpool1d_rows, "mask": _mask_rows,
+              "rnn": _rnn_rows, "gru": lambda r: _gated_rows(r, "gru"),
+              "lstm": lambda r: _gated_rows(r, "lstm"), "loss": _loss_rows,
+              "model": lambda r: _model_rows_all(seed)}
+    rows = []
+    for i, group in enumerate(GROUPS):
+        if group in only:
+            rows += makers[group](np.random.default_rng([seed, i]))
     return rows
 
 
@@ -306,12 +438,45 @@ def model_rows(archs, *, backend="reference", seed=0, **options):
     return rows
 
 
-def main():
-    rows = gradient_table()
-    print(format_table(rows))
-    worst = max(rows, key=lambda r: r[2])
-    print(f"\n{len(rows)} gradients checked; worst: {worst[0]} {worst[1]} {worst[2]:.2e}")
-    return 0 if worst[2] < 1e-6 else 1
+def _parse_args(argv):
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="python -m scratchnet.gradcheck",
+        description="Check every hand-written gradient of scratchnet against centred finite "
+                    "differences (float64, h = 1e-6) and print one row per gradient with its "
+                    f"relative error and PASS/FAIL. A gradient passes when its error is below "
+                    f"--threshold (default {THRESHOLD:.0e}). Exit status 0 when all pass, 1 when "
+                    "any fails, 2 for a bad option.",
+        epilog="groups: " + ", ".join(GROUPS) + " (gru and lstm give rows once scratchnet/nn/gru.py "
+               "and lstm.py exist). Example: python -m scratchnet.gradcheck --only rnn,mask")
+    parser.add_argument("--only", metavar="GROUPS", default=None,
+                        help="comma-separated groups to check, e.g. rnn,mask (default: all)")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD,
+                        help=f"largest relative error that passes (default {THRESHOLD:.0e})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    args = parser.parse_args(argv)
+    if args.only is not None:
+        args.only = [g.strip() for g in args.only.split(",") if g.strip()]
+        unknown = [g for g in args.only if g not in GROUPS]
+        if unknown or not args.only:
+            parser.error(f"--only {','.join(unknown) or '(empty)'}: choose among {', '.join(GROUPS)}")
+    if not args.threshold > 0:
+        parser.error(f"--threshold {args.threshold} must be a positive number")
+    return args
+
+
+def main(argv=None):
+    """``python -m scratchnet.gradcheck [--only rnn,mask] [--threshold 1e-6]``; returns the exit status."""
+    args = _parse_args(argv)
+    rows = gradient_table(args.seed, only=args.only)
+    print(f"relative error ||num - analytic|| / (||num|| + ||analytic||), centred differences in "
+          f"float64 (h = 1e-6); PASS below {args.threshold:.0e}\n")
+    print(format_table(rows, threshold=args.threshold))
+    failed = [r for r in rows if verdict(r[2], args.threshold) == "FAIL"]
+    worst = max(rows, key=lambda r: r[2] if np.isfinite(r[2]) else np.inf)
+    print(f"\n{len(rows)} gradients checked, {len(rows) - len(failed)} PASS, {len(failed)} FAIL "
+          f"(threshold {args.threshold:.0e}); worst: {worst[0]} {worst[1]} {worst[2]:.2e}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
