@@ -1,0 +1,456 @@
+"""The gated recurrent unit (GRU) of Cho et al., as PyTorch's ``nn.GRU``, and BPTT through it.
+
+Equations, for t = 0 .. T-1 and h_{-1} = h0, with ``sigmoid(a) = 1 / (1 + exp(-a))``::
+
+    xw_t = x_t Wx + bx,   hw_t = h_{t-1} Wh + bh          x (N, T, D), Wx (D, 3H), Wh (H, 3H)
+    r_t = sigmoid(xw_t[r] + hw_t[r])                       reset gate
+    z_t = sigmoid(xw_t[z] + hw_t[z])                       update gate
+    n_t = tanh(xw_t[n] + r_t * hw_t[n])                    candidate state
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}                  h (N, T, H)
+
+``[r]``, ``[z]``, ``[n]`` are the three blocks of H columns, in that order (PyTorch's
+``weight_ih_l0`` is ``Wx.T``, ``weight_hh_l0`` is ``Wh.T``, ``bias_ih_l0`` is ``bx``,
+``bias_hh_l0`` is ``bh``).  The reset gate multiplies ``hw_t[n] = h_{t-1} Wh[n] + bh[n]``, its
+bias included: that is why the GRU keeps two biases where one would do for the other gates.
+
+BPTT.  With ``g_t = dh[:, t] + carry_t`` the total gradient on h_t (from the layer above, and
+carried back from step t+1; nothing comes from step T)::
+
+    dn = g_t (1 - z_t),             da_n = dn (1 - n_t^2)                    through the tanh
+    dz = g_t (h_{t-1} - n_t),       da_z = dz z_t (1 - z_t)
+    dr = da_n hw_t[n],              da_r = dr r_t (1 - r_t)
+    dxw_t = [da_r, da_z, da_n]                     gradient on x_t Wx + bx   (N, 3H)
+    dhw_t = [da_r, da_z, da_n * r_t]               gradient on h_{t-1} Wh + bh
+    carry_{t-1} = g_t z_t + dhw_t Wh^T             h_{t-1} is used twice: directly, and by Wh
+    dx_t = dxw_t Wx^T,  dWx = sum_t x_t^T dxw_t,  dbx = sum_t dxw_t
+    dWh = sum_t h_{t-1}^T dhw_t,  dbh = sum_t dhw_t
+
+``carry`` is the gradient carried from step t+1 to step t: a BPTT that forgets it trains a
+layer without memory.
+
+The file reads top to bottom as rnn.py does:
+
+1. the step pair :func:`gru_step_forward` / :func:`gru_step_backward`;
+2. the readable sequence pair :func:`gru_forward` / :func:`gru_backward`, a Python loop over
+   the steps that calls the step pair and carries the gradient itself;
+3. the kernels: ``x Wx + bx`` does not depend on the recurrence, so it is one GEMM over all
+   N*T frames; the loop over time (``h_{t-1} Wh`` and the gates, each way) runs in Numba, each
+   kernel held by a test to its NumPy twin.  The small product of a step is its own kernel,
+   which the LSTM shares;
+4. the fast sequence pair :func:`gru_forward_fast` / :func:`gru_backward_fast`, same
+   signature and results as 2, built from one GEMM, the kernels and GEMMs for the weights.
+
+Every sequence of a batch starts from h0 (zeros unless given).
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .activations import sigmoid_forward
+from .affine import add_bias
+
+
+def _sigmoid(a):
+    return sigmoid_forward(a)[0]  # the overflow-free form: exp(-|a|) only
+
+
+# --------------------------------------------------------------------------- 1. one step
+def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
+    """One GRU step.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, D)
+    prev_h : ndarray, shape (N, H)
+    Wx : ndarray, shape (D, 3H)
+        Input weights of the reset, update and candidate blocks, in that order.
+    Wh : ndarray, shape (H, 3H)
+        Recurrent weights, same blocks.
+    bx, bh : ndarray, shape (3H,)
+        Input and recurrent biases.
+
+    Returns
+    -------
+    next_h : ndarray, shape (N, H)
+    cache : tuple
+    """
+    H = prev_h.shape[1]
+    xw = x @ Wx + bx  # N,3H: the input's share of every gate
+    hw = prev_h @ Wh + bh  # N,3H: the recurrent share
+    r = _sigmoid(xw[:, :H] + hw[:, :H])  # N,H reset gate
+    z = _sigmoid(xw[:, H:2 * H] + hw[:, H:2 * H])  # N,H update gate
+    hn = hw[:, 2 * H:]  # N,H: the recurrent part of the candidate, which r scales
+    n = np.tanh(xw[:, 2 * H:] + r * hn)  # N,H candidate
+    next_h = (1 - z) * n + z * prev_h  # N,H: z keeps the old state, 1 - z takes the new
+    return next_h, (x, prev_h, Wx, Wh, r, z, n, hn)
+
+
+def gru_step_backward(dnext_h, cache):
+    """Backward of :func:`gru_step_forward`: dnext_h (N, H) -> dx, dprev_h, dWx, dWh, dbx, dbh.
+
+    Notes
+    -----
+    See the module docstring: ``dxw = [da_r, da_z, da_n]`` and ``dhw = [da_r, da_z, da_n r]``
+    are the gradients on ``x Wx + bx`` and ``prev_h Wh + bh``; prev_h gets ``dnext_h z``
+    directly and ``dhw Wh^T`` through the gates.
+    """
+    x, prev_h, Wx, Wh, r, z, n, hn = cache
+    dn = dnext_h * (1 - z)  # N,H
+    dz = dnext_h * (prev_h - n)  # N,H
+    da_n = dn * (1 - n * n)  # through the tanh
+    da_r = da_n * hn * r * (1 - r)  # dr = da_n hn, then through the sigmoid
+    da_z = dz * z * (1 - z)
+    dxw = np.concatenate([da_r, da_z, da_n], axis=1)  # N,3H on x Wx + bx
+    dhw = np.concatenate([da_r, da_z, da_n * r], axis=1)  # N,3H on prev_h Wh + bh
+    dx = dxw @ Wx.T  # N,D
+    dprev_h = dnext_h * z + dhw @ Wh.T  # N,H: the direct path, and the path through the gates
+    dWx = x.T @ dxw  # D,3H
+    dWh = prev_h.T @ dhw  # H,3H
+    return dx, dprev_h, dWx, dWh, dxw.sum(axis=0), dhw.sum(axis=0)
+
+
+# --------------------------------------------------------------------------- 2. readable sequence pair
+def _check_shapes(x, h0, Wx, Wh, bx, bh):
+    H = Wh.shape[0]
+    G = 3 * H
+    if (x.ndim != 3 or Wh.shape != (H, G) or Wx.shape != (x.shape[-1], G) or bx.shape != (G,)
+            or bh.shape != (G,)):
+        raise ValueError(
+            f"gru: x {x.shape}, Wx {Wx.shape}, Wh {Wh.shape}, bx {bx.shape}, bh {bh.shape} do not "
+            f"fit (N, T, D) (D, 3H) (H, 3H) (3H,) (3H,)")
+    N = x.shape[0]
+    if h0 is None:
+        return np.zeros((N, H), np.result_type(x, Wx))
+    if h0.shape != (N, H):
+        raise ValueError(f"gru: h0 has shape {h0.shape}, expected {(N, H)}")
+    return h0
+
+
+def _check_clip(clip):
+    if clip is not None and not clip > 0:
+        raise ValueError(f"{clip=} must be a positive number or None")
+
+
+def gru_forward(x, h0, Wx, Wh, bx, bh):
+    """Run the GRU over a sequence, one :func:`gru_step_forward` per frame.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, T, D)
+    h0 : ndarray, shape (N, H), or None for zeros
+    Wx, Wh : ndarray, shapes (D, 3H), (H, 3H)
+    bx, bh : ndarray, shape (3H,)
+
+    Returns
+    -------
+    h : ndarray, shape (N, T, H)
+        Hidden state of every frame.
+    cache : tuple
+    """
+    h0 = _check_shapes(x, h0, Wx, Wh, bx, bh)
+    hs, step_caches = [], []
+    prev_h = h0
+    for t in range(x.shape[1]):
+        prev_h, step_cache = gru_step_forward(x[:, t, :], prev_h, Wx, Wh, bx, bh)
+        hs.append(prev_h)
+        step_caches.append(step_cache)
+    return np.stack(hs, axis=1), (step_caches, h0)  # N,T,H
+
+
+def gru_backward(dh, cache, clip=None):
+    """Backpropagation through time, one :func:`gru_step_backward` per frame.
+
+    ``dh[:, t]`` is ONLY the upstream gradient of h_t -- from the layer above at step t.
+    h_t also feeds step t+1 (directly, and through Wh), so its total gradient is ``dh[:, t]``
+    plus what step t+1 sends back.  This function carries that gradient (``dprev_h``) from
+    each step to the one before, itself.
+
+    Parameters
+    ----------
+    dh : ndarray, shape (N, T, H)
+        Per-step upstream gradients.
+    cache : tuple
+        From :func:`gru_forward`.
+    clip : float, optional
+        Clip the carried gradient elementwise to [-clip, clip] after every step, dh0
+        included, to tame exploding gradients.  None: no clipping.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, T, D)
+    dh0 : ndarray, shape (N, H)
+    dWx, dWh : ndarray, shapes (D, 3H), (H, 3H)
+    dbx, dbh : ndarray, shape (3H,)
+        Summed over all steps: every step uses the same weights.
+    """
+    _check_clip(clip)
+    step_caches, h0 = cache
+    N, T, H = dh.shape
+    Wx, Wh = step_caches[0][2], step_caches[0][3]
+    dx = np.zeros((N, T, Wx.shape[0]), dh.dtype)
+    dWx, dWh = np.zeros_like(Wx), np.zeros_like(Wh)
+    dbx, dbh = np.zeros(3 * H, dh.dtype), np.zeros(3 * H, dh.dtype)
+    dprev_h = np.zeros((N, H), dh.dtype)  # gradient carried back from step t+1: none after T-1
+    for t in reversed(range(T)):
+        dnext_h = dh[:, t, :] + dprev_h  # total gradient on h_t: from above + from step t+1
+        dx_t, dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(dnext_h, step_caches[t])
+        if clip is not None:
+            dprev_h = np.clip(dprev_h, -clip, clip)  # tame exploding gradients
+        dx[:, t, :] = dx_t
+        dWx += dWx_t  # += : the weights are shared by every step
+        dWh += dWh_t
+        dbx += dbx_t
+        dbh += dbh_t
+    return dx, dprev_h, dWx, dWh, dbx, dbh  # dprev_h of step 0 is dh0
+
+
+# --------------------------------------------------------------------------- 3. kernels
+# The product of a step, h_{t-1} Wh, has N rows only (10 in training, 1 in separation) against
+# a (H, 3H) matrix.  BLAS packs all of Wh on every call, and from Numba it is SciPy's OpenBLAS,
+# a second thread pool (see rnn.py); written out, the product runs at about twice the speed
+# of NumPy's GEMM at these shapes (bench/RESULTS.md).  A GRU's state, unlike a ReLU's, has no
+# zeros to skip, so the loop is dense and blocked for registers instead: four rows of the
+# batch share each load of four rows of W, and W is swept in panels of columns that stay in
+# cache while every row uses them.  ``fastmath={"contract"}`` lets LLVM fuse each multiply
+# and add into one FMA (one rounding instead of two); nothing else is relaxed.
+_PANEL = 512  # columns of W per panel: 4 rows x 512 floats, and 4 output rows, fit in L1
+
+
+@njit(cache=True, fastmath={"contract"})
+def _accumulate_matmul(A, B, C):
+    """``C += A @ B`` for C-contiguous A (N, K), B (K, M), C (N, M), with N small."""
+    N, K = A.shape
+    M = B.shape[1]
+    for j0 in range(0, M, _PANEL):
+        j1 = min(j0 + _PANEL, M)
+        k = 0
+        while k + 4 <= K:  # four rows of B at a time ...
+            b0, b1, b2, b3 = B[k, j0:j1], B[k + 1, j0:j1], B[k + 2, j0:j1], B[k + 3, j0:j1]
+            n = 0
+            while n + 4 <= N:  # ... against four rows of A: 16 products per load of b0..b3
+                a00, a01, a02, a03 = A[n, k], A[n, k + 1], A[n, k + 2], A[n, k + 3]
+                a10, a11, a12, a13 = A[n + 1, k], A[n + 1, k + 1], A[n + 1, k + 2], A[n + 1, k + 3]
+                a20, a21, a22, a23 = A[n + 2, k], A[n + 2, k + 1], A[n + 2, k + 2], A[n + 2, k + 3]
+                a30, a31, a32, a33 = A[n + 3, k], A[n + 3, k + 1], A[n + 3, k + 2], A[n + 3, k + 3]
+                c0, c1, c2, c3 = C[n, j0:j1], C[n + 1, j0:j1], C[n + 2, j0:j1], C[n + 3, j0:j1]
+                for j in range(j1 - j0):
+                    w0, w1, w2, w3 = b0[j], b1[j], b2[j], b3[j]
+                    c0[j] += a00 * w0 + a01 * w1 + a02 * w2 + a03 * w3
+                    c1[j] += a10 * w0 + a11 * w1 + a12 * w2 + a13 * w3
+                    c2[j] += a20 * w0 + a21 * w1 + a22 * w2 + a23 * w3
+                    c3[j] += a30 * w0 + a31 * w1 + a32 * w2 + a33 * w3
+                n += 4
+            while n < N:  # the last N % 4 rows, one at a time
+                a0, a1, a2, a3 = A[n, k], A[n, k + 1], A[n, k + 2], A[n, k + 3]
+                c0 = C[n, j0:j1]
+                for j in range(j1 - j0):
+                    c0[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+                n += 1
+            k += 4
+        while k < K:  # the last K % 4 rows of B, one at a time
+            b0 = B[k, j0:j1]
+            for n in range(N):
+                a0, c0 = A[n, k], C[n, j0:j1]
+                for j in range(j1 - j0):
+                    c0[j] += a0 * b0[j]
+            k += 1
+
+
+# Scalar libm calls are what Numba offers for exp and tanh (no SIMD maths library here); a
+# branch on the sign mispredicts half the time, and libm's tanhf is six times slower than its
+# expf.  So both functions come from one exp(-|a|), which never overflows, and a select.
+@njit(cache=True, inline="always")
+def _sigmoid_scalar(a, one):
+    e = math.exp(-abs(a))  # in (0, 1]
+    p = one / (one + e)  # sigmoid(|a|)
+    return p if a >= 0 else e * p  # sigmoid(-|a|) = e / (1 + e)
+
+
+@njit(cache=True, inline="always")
+def _tanh_scalar(a, one):
+    e = math.exp(-(abs(a) + abs(a)))  # exp(-2|a|) in (0, 1]
+    t = (one - e) / (one + e)  # tanh(|a|), to within an ulp of 1
+    return t if a >= 0 else -t
+
+
+@njit(cache=True, fastmath={"contract"})
+def _recurrence_forward(xw, h0, Wh, bh):
+    N, T, G = xw.shape
+    H = G // 3
+    one = xw.dtype.type(1)  # typed one: keeps float32 in float32
+    h = np.empty((N, T, H), xw.dtype)
+    gates = np.empty((N, T, G), xw.dtype)  # r, z, n of every step, for the backward
+    hn = np.empty((N, T, H), xw.dtype)  # hw_t[n], which the reset gate scaled
+    prev = h0.copy()  # N,H: h_{t-1}, contiguous for the product
+    hw = np.empty((N, G), xw.dtype)
+    for t in range(T):
+        for n in range(N):
+            hw[n] = bh
+        _accumulate_matmul(prev, Wh, hw)  # N,3H: h_{t-1} Wh + bh
+        for n in range(N):
+            for j in range(H):
+                r = _sigmoid_scalar(xw[n, t, j] + hw[n, j], one)
+                z = _sigmoid_scalar(xw[n, t, H + j] + hw[n, H + j], one)
+                c = _tanh_scalar(xw[n, t, 2 * H + j] + r * hw[n, 2 * H + j], one)
+                prev[n, j] = (one - z) * c + z * prev[n, j]
+                h[n, t, j] = prev[n, j]
+                gates[n, t, j], gates[n, t, H + j], gates[n, t, 2 * H + j] = r, z, c
+                hn[n, t, j] = hw[n, 2 * H + j]
+    return h, gates, hn
+
+
+@njit(cache=True, fastmath={"contract"})
+def _recurrence_backward(dh, h, h0, gates, hn, WhT, clip):
+    N, T, H = dh.shape
+    G = 3 * H
+    zero, one = dh.dtype.type(0), dh.dtype.type(1)
+    c = dh.dtype.type(clip)
+    clipping = c > zero and c < np.inf  # convention: clip <= 0 or inf means no clipping
+    dxw = np.empty((N, T, G), dh.dtype)  # gradient on x_t Wx + bx
+    dhw = np.empty((N, T, G), dh.dtype)  # gradient on h_{t-1} Wh + bh
+    step = np.empty((N, G), dh.dtype)  # dhw_t, contiguous for the product
+    carry = np.zeros((N, H), dh.dtype)  # dL/dh_t arriving from step t+1: none after T-1
+    for t in range(T - 1, -1, -1):
+        for n in range(N):
+            for j in range(H):
+                g = dh[n, t, j] + carry[n, j]  # total gradient on h_t
+                prev = h[n, t - 1, j] if t > 0 else h0[n, j]
+                r, z, cand = gates[n, t, j], gates[n, t, H + j], gates[n, t, 2 * H + j]
+                da_n = g * (one - z) * (one - cand * cand)
+                da_z = g * (prev - cand) * z * (one - z)
+                da_r = da_n * hn[n, t, j] * r * (one - r)
+                dxw[n, t, j], dxw[n, t, H + j], dxw[n, t, 2 * H + j] = da_r, da_z, da_n
+                step[n, j], step[n, H + j], step[n, 2 * H + j] = da_r, da_z, da_n * r
+                carry[n, j] = g * z  # the direct path h_{t-1} -> h_t
+        _accumulate_matmul(step, WhT, carry)  # N,H: plus the path through the gates
+        for n in range(N):
+            dhw[n, t] = step[n]
+        if clipping:
+            for n in range(N):
+                for j in range(H):
+                    carry[n, j] = min(max(carry[n, j], -c), c)
+    return dxw, dhw, carry
+
+
+def recurrence_forward_numpy(xw, h0, Wh, bh):
+    """Twin of :func:`recurrence_forward`: the same loop, time-major, in NumPy."""
+    H = Wh.shape[0]
+    hs, gs, hns, prev = [], [], [], h0
+    for xw_t in np.moveaxis(xw, 1, 0):  # T of N,3H
+        hw = prev @ Wh + bh
+        r = _sigmoid(xw_t[:, :H] + hw[:, :H])
+        z = _sigmoid(xw_t[:, H:2 * H] + hw[:, H:2 * H])
+        n = np.tanh(xw_t[:, 2 * H:] + r * hw[:, 2 * H:])
+        prev = (1 - z) * n + z * prev
+        hs.append(prev)
+        gs.append(np.concatenate([r, z, n], axis=1))
+        hns.append(hw[:, 2 * H:])
+    return np.stack(hs, axis=1), np.stack(gs, axis=1), np.stack(hns, axis=1)
+
+
+def recurrence_backward_numpy(dh, h, h0, gates, hn, Wh, clip):
+    """Twin of :func:`recurrence_backward`, with whole-array operations and ``np.clip``."""
+    N, T, H = dh.shape
+    dxw, dhw = np.zeros((N, T, 3 * H), dh.dtype), np.zeros((N, T, 3 * H), dh.dtype)
+    carry = np.zeros((N, H), dh.dtype)
+    for t in reversed(range(T)):
+        g = dh[:, t] + carry
+        prev = h[:, t - 1] if t > 0 else h0
+        r, z, n = gates[:, t, :H], gates[:, t, H:2 * H], gates[:, t, 2 * H:]
+        da_n = g * (1 - z) * (1 - n * n)
+        da_z = g * (prev - n) * z * (1 - z)
+        da_r = da_n * hn[:, t] * r * (1 - r)
+        dxw[:, t] = np.concatenate([da_r, da_z, da_n], axis=1)
+        dhw[:, t] = np.concatenate([da_r, da_z, da_n * r], axis=1)
+        carry = g * z + dhw[:, t] @ Wh.T
+        if clip is not None and 0 < clip < np.inf:
+            carry = np.clip(carry, -clip, clip)
+    return dxw, dhw, carry
+
+
+def _common_dtype(*arrays):
+    return np.result_type(*arrays, np.float32)
+
+
+def recurrence_forward(xw, h0, Wh, bh):
+    """Run the GRU's loop over time on precomputed ``xw = x Wx + bx`` (N, T, 3H).
+
+    h0 (N, H) or None for zeros, Wh (H, 3H), bh (3H,).  Returns h (N, T, H), the gates
+    (N, T, 3H: r, z, n of every step) and hn (N, T, H: ``h_{t-1} Wh[n] + bh[n]``), in the
+    common float dtype of the inputs.
+    """
+    dtype = _common_dtype(xw, Wh, bh)
+    xw = np.ascontiguousarray(xw, dtype=dtype)
+    N, T, G = xw.shape
+    h0 = np.zeros((N, G // 3), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
+    return _recurrence_forward(xw, h0, np.ascontiguousarray(Wh, dtype=dtype),
+                               np.ascontiguousarray(bh, dtype=dtype))
+
+
+def recurrence_backward(dh, h, h0, gates, hn, Wh, clip=0.0):
+    """Backward of :func:`recurrence_forward`: the gradients on xw, on ``h_{t-1} Wh + bh`` and h0.
+
+    dh (N, T, H) holds the upstream gradient of every h_t; the kernel adds the gradient carried
+    back from step t+1 itself.  ``clip`` > 0 clips the carried gradient to [-clip, clip] after
+    every step; None, 0, a negative value or inf means no clipping.  Returns dxw (N, T, 3H),
+    dhw (N, T, 3H) and dh0 (N, H).
+    """
+    dtype = _common_dtype(dh, h, Wh)
+    N, T, H = dh.shape
+    h0 = np.zeros((N, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
+    clip = 0.0 if clip is None else float(clip)
+    WhT = np.ascontiguousarray(np.asarray(Wh, dtype=dtype).T)  # 3H,H: rows for the product
+    return _recurrence_backward(np.ascontiguousarray(dh, dtype=dtype), np.ascontiguousarray(h, dtype=dtype),
+                                h0, np.ascontiguousarray(gates, dtype=dtype),
+                                np.ascontiguousarray(hn, dtype=dtype), WhT, clip)
+
+
+# --------------------------------------------------------------------------- 4. fast sequence pair
+def gru_forward_fast(x, h0, Wx, Wh, bx, bh):
+    """:func:`gru_forward`, fast: ``xw = x Wx + bx`` in one GEMM, then the recurrence kernel.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((2, 5, 3))
+    >>> Wx, Wh = rng.standard_normal((3, 12)), 0.5 * rng.standard_normal((4, 12))
+    >>> bx, bh = np.zeros(12), np.zeros(12)
+    >>> h, cache = gru_forward_fast(x, None, Wx, Wh, bx, bh)
+    >>> dx, dh0, dWx, dWh, dbx, dbh = gru_backward_fast(np.ones_like(h), cache, clip=5.0)
+    >>> h.shape, dh0.shape, dWh.shape
+    ((2, 5, 4), (2, 4), (4, 12))
+    """
+    h0 = _check_shapes(x, h0, Wx, Wh, bx, bh)
+    N, T, D = x.shape
+    xw = add_bias(x.reshape(N * T, D) @ Wx, bx)  # N*T,3H: all frames at once
+    h, gates, hn = recurrence_forward(xw.reshape(N, T, -1), h0, Wh, bh)  # the loop over time
+    return h, (x, h0, Wx, Wh, h, gates, hn)
+
+
+def gru_backward_fast(dh, cache, clip=None, *, input_grad=True):
+    """:func:`gru_backward`, fast: the kernel gives dxw and dhw, then GEMMs batched over time.
+
+    As there, ``dh`` (N, T, H) holds only the per-step upstream gradients; the kernel carries
+    the gradient from step t+1 to step t.  ``input_grad=False`` returns ``dx = None`` and skips
+    its GEMM (for a network's first layer).
+
+    Notes
+    -----
+    ``dWh = sum_t h_{t-1}^T dhw_t`` is one GEMM over the hidden states shifted by one frame,
+    as in :func:`scratchnet.nn.rnn.rnn_backward_fast`: in the flattened rows ``r = n T + t``
+    the row before ``dhw_t`` is ``h_{t-1}``, except at ``t = 0``, where it is the previous
+    sequence's last state instead of ``h0``; those N rank-one terms are swapped afterwards.
+    """
+    _check_clip(clip)
+    x, h0, Wx, Wh, h, gates, hn = cache
+    N, T, D = x.shape
+    G = Wx.shape[1]
+    dxw, dhw, dh0 = recurrence_backward(dh, h, h0, gates, hn, Wh, clip)  # N,T,3H twice; N,H
+    dxw_rows, dhw_rows, h_rows = dxw.reshape(N * T, G), dhw.reshape(N * T, G), h.reshape(N * T, -1)
+    dx = (dxw_rows @ Wx.T).reshape(N, T, D) if input_grad else None
+    dWx = x.reshape(N * T, D).T @ dxw_rows  # D,3H
+    dWh = h_rows[:-1].T @ dhw_rows[1:]  # H,3H: every (row r-1, row r) pair, no shifted copy
+    dWh -= h[:-1, -1].T @ dhw[1:, 0]  # minus the pairs (h_{T-1} of sequence n-1, dhw_0 of n)
+    dWh += h0.T @ dhw[:, 0]  # plus the true first steps' (h0, dhw_0)
+    return dx, dh0, dWx, dWh, dxw_rows.sum(axis=0), dhw_rows.sum(axis=0)
