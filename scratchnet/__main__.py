@@ -1,5 +1,10 @@
+"""``python -m scratchnet``: the command line (see :mod:`scratchnet.cli`)."""
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C before main() can catch it: still one line, no traceback
+    print("scratchnet: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -81,7 +81,6 @@ def cmd_separate(args):
     for path in args.files:
         audio.info(path)  # every input readable before any work
     separator = get_separator(args.method, model=args.model)
-    make_folder(args.outdir, "output folder")
     told = []
 
     def on_downmix():
@@ -401,9 +400,6 @@ class Terminated(BaseException):
 
 
 def _on_signal(signum, frame):
-    # the first signal wins: a second one must not interrupt the clean-up it started
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
 
@@ -418,6 +414,21 @@ def _install(handlers):
         return {s: signal.signal(s, h) for s, h in handlers.items()}
     except ValueError:
         return {}
+
+
+def _signal_behind(error):
+    """KeyboardInterrupt or Terminated if ``error`` is one or was raised while handling one.
+
+    A signal that lands inside C code calling back into Python (Numba's dispatcher loading
+    a cached kernel) comes out as a ``SystemError`` whose context is the KeyboardInterrupt.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (KeyboardInterrupt, Terminated)):
+            return type(error)
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _command_name(argv):
@@ -435,16 +446,18 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="mir_eval")
         return args.func(args) or 0
-    except ScratchnetError as e:
-        message = " ".join(str(e).splitlines())  # one line, whatever the message holds
-        print(f"{name}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        print(f"{name}: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+    except BaseException as e:
+        signalled = _signal_behind(e)
+        if signalled is None and isinstance(e, ScratchnetError):
+            message = " ".join(str(e).splitlines())  # one line, whatever the message holds
+            print(f"{name}: error: {message}", file=sys.stderr)
+            return EXIT_USAGE
+        if signalled is None:
+            raise  # a bug (or argparse's exit): its traceback is the report
+        _install(signal.SIG_IGN)  # the clean-up has run; a second signal must not cut the line
+        print(f"{name}: {'interrupted' if signalled is KeyboardInterrupt else 'terminated'}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED if signalled is KeyboardInterrupt else EXIT_TERMINATED
     finally:
         _install(old)
 

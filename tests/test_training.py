@@ -1,9 +1,11 @@
 import functools
+import json
+import os
 
 import numpy as np
 import pytest
 
-from scratchnet import data, losses, optimizers, training
+from scratchnet import data, files, losses, optimizers, training
 from scratchnet.errors import ScratchnetError
 from scratchnet.models import Model, load_model, make_config
 from scratchnet.synthetic import synth_song
@@ -133,3 +135,73 @@ def test_floor_reaches_the_loss_and_bad_floors_are_refused(fake_mir1k):
         training.make_loss(_cfg(fake_mir1k, objective="mse", floor=1e-2))
     with pytest.raises(ScratchnetError, match="floor"):
         training.make_loss(_cfg(fake_mir1k, objective="kl", floor=-1.0))
+
+
+def test_a_checkpoint_of_the_first_format_resumes_exactly(fake_mir1k, tmp_path, monkeypatch):
+    """Runs started before files.save_npz kept their position in a ``state_json`` array."""
+    straight = training.train(_cfg(fake_mir1k), str(tmp_path / "s"), progress=False, log=lambda *_: None)
+    calls = {"n": 0}
+    real_step = optimizers.Adam.step
+
+    def dying_step(self, params, grads):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return real_step(self, params, grads)
+
+    monkeypatch.setattr(optimizers.Adam, "step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_cfg(fake_mir1k), str(tmp_path / "r"), progress=False, log=lambda *_: None)
+    monkeypatch.undo()
+    ckpt = tmp_path / "r" / "checkpoint.npz"
+    arrays, meta = files.load_npz(str(ckpt))
+    np.savez(str(ckpt), state_json=np.array(json.dumps(meta["state"])), **arrays)  # the old layout
+    resumed = training.train(None, str(tmp_path / "r"), resume=True, progress=False, log=lambda *_: None)
+    for k, v in _weights(straight).items():
+        np.testing.assert_array_equal(v, _weights(resumed)[k], err_msg=k)
+
+
+def test_reference_backend_trains_to_the_same_loss(fake_mir1k, tmp_path, monkeypatch):
+    """The readable NumPy code trains the model: the same losses as the Numba kernels."""
+    from scratchnet.nn import get_backend
+    seen, real_step = [], training.loop.train_step
+    monkeypatch.setattr(training.loop, "train_step", lambda *a: seen.append(get_backend()) or real_step(*a))
+    losses_by_backend = {}
+    for backend in ("fast", "reference"):
+        cfg = _cfg(fake_mir1k, backend=backend, stages=[[10, 1]], max_batches_per_epoch=3)
+        training.train(cfg, str(tmp_path / backend), progress=False, log=lambda *_: None)
+        assert json.loads((tmp_path / backend / "config.json").read_text())["backend"] == backend
+        row = (tmp_path / backend / "log.csv").read_text().splitlines()[1].split(",")
+        losses_by_backend[backend] = float(row[5])
+    assert seen == ["fast"] * 3 + ["reference"] * 3
+    assert np.isclose(losses_by_backend["reference"], losses_by_backend["fast"], rtol=1e-4), losses_by_backend
+    with pytest.raises(ScratchnetError, match="backend='numpy' must be one of fast, reference"):
+        _cfg(fake_mir1k, backend="numpy").check()
+
+
+def test_a_small_folder_holds_out_a_seventh_for_validation(fake_mir1k, tmp_path):
+    said = []
+    train, valid = training.split_clips(_cfg(fake_mir1k, valid_clips=25), log=said.append)
+    assert len(train) == 3 and len(valid) == 1  # 4 training clips: 1 held out, not 25
+    assert said == ["only 4 training clip(s): holding out 1 for validation instead of 25 "
+                    "(choose with --valid-clips)"]
+    train, valid = training.split_clips(_cfg(fake_mir1k, valid_clips=1), log=said.append)
+    assert len(train) == 3 and len(valid) == 1 and len(said) == 1  # as asked: nothing said
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "abjones_1_01.flac").symlink_to(os.path.join(fake_mir1k, "abjones_1_01.flac"))
+    train, valid = training.split_clips(_cfg(str(one)), log=said.append)
+    assert len(train) == 1 and valid == [] and "holding out 0" in said[-1]
+
+
+def test_the_stft_is_a_training_option(fake_mir1k, tmp_path):
+    """A model trained with its own STFT is validated and saved with it."""
+    model_cfg = make_config(arch="drnn-2", hidden=8, n_fft=512, hop_length=256, window="hann")
+    best = training.train(_cfg(fake_mir1k, model=model_cfg, stages=[[10, 1]]), str(tmp_path / "stft"),
+                          progress=False, log=lambda *_: None)
+    model = load_model(best)
+    assert (model.config["n_fft"], model.config["hop_length"], model.config["window"],
+            model.config["n_bins"]) == (512, 256, "hann", 257)
+    assert model.buffers["mean"].shape == (257,)
+    row = (tmp_path / "stft" / "log.csv").read_text().splitlines()[1].split(",")
+    assert np.isfinite(float(row[6]))  # validated with the model's own STFT
