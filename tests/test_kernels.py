@@ -1,9 +1,10 @@
 """Every Numba kernel against its plain NumPy twin, and every fast pair against the readable one.
 
 The kernels live beside the one function that calls them: the overlap-add beside ``istft``,
-the recurrence in ``nn/rnn.py``, the gather/scatter, max-pool and mask loops in their
-``nn/`` files (where the readable pair is the twin), the fused loss beside its loss, Adam's
-update beside Adam.
+the recurrences in ``nn/rnn.py``, ``nn/gru.py`` and ``nn/lstm.py`` (the gated cells' small
+product in ``nn/gru.py``), the gather/scatter, max-pool and mask loops in their ``nn/`` files
+(where the readable pair is the twin), the fused loss beside its loss, Adam's update beside
+Adam.
 
 float64 must agree to round-off (the kernels and twins sum in different orders), float32 to
 a few float32 ulps of the values' scale.  Sizes are odd and even, including size-1 axes.
@@ -14,6 +15,8 @@ import pytest
 
 from scratchnet import losses, optimizers, signal
 from scratchnet.nn import context, conv1d, mask, maxpool1d
+from scratchnet.nn import gru as G
+from scratchnet.nn import lstm as L
 from scratchnet.nn import rnn as R
 
 DTYPES = [(np.float64, 1e-12), (np.float32, 1e-5)]
@@ -148,3 +151,69 @@ def test_adam_update_and_sum_of_squares(dtype, tol):
     for name, a, b in [("p", p, p_ref), ("m", m, m_ref), ("v", v, v_ref)]:
         _close(a, b, tol, f"adam {name}")
     assert abs(optimizers.sum_of_squares(g) - optimizers.sum_of_squares_numpy(g)) <= 1e-12 * optimizers.sum_of_squares_numpy(g)
+
+
+# --------------------------------------------------------------------------- gated cells (nn/gru.py, nn/lstm.py)
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,K,M", [(1, 1, 1), (3, 5, 7), (4, 8, 16), (5, 9, 600), (9, 4, 513)])
+def test_small_matmul(dtype, tol, N, K, M):
+    # rows of 4 and their tail, weight rows of 4 and their tail, one panel and two (M > 512)
+    rng = np.random.default_rng(9)
+    A, B, C = _randn(rng, (N, K), dtype), _randn(rng, (K, M), dtype), _randn(rng, (N, M), dtype)
+    ref = C + A @ B
+    G._accumulate_matmul(A, B, C)
+    _close(C, ref, tol * np.sqrt(K), "C += A @ B")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,T,H", [(1, 1, 1), (2, 5, 3), (3, 4, 8), (5, 3, 6)])
+def test_gru_recurrence(dtype, tol, N, T, H):
+    rng = np.random.default_rng(10)
+    xw, h0, dh = _randn(rng, (N, T, 3 * H), dtype), _randn(rng, (N, H), dtype), _randn(rng, (N, T, H), dtype)
+    Wh, bh = _randn(rng, (H, 3 * H), dtype) / np.sqrt(H).astype(dtype), _randn(rng, (3 * H,), dtype)
+    h, gates, hn = G.recurrence_forward(xw, h0, Wh, bh)
+    for what, got, ref in zip(["h", "gates", "hn"], (h, gates, hn), G.recurrence_forward_numpy(xw, h0, Wh, bh)):
+        _close(got, ref, tol, f"gru forward {what}")
+    for clip in [0.0, np.inf, 0.3]:  # 0 and inf mean no clipping
+        got = G.recurrence_backward(dh, h, h0, gates, hn, Wh, clip)
+        ref = G.recurrence_backward_numpy(dh, h, h0, gates, hn, Wh, clip)
+        for what, a, b in zip(["dxw", "dhw", "dh0"], got, ref):
+            _close(a, b, tol, f"gru backward {what} {clip=}")
+        if clip == 0.3:
+            assert np.abs(got[2]).max() <= 0.3
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,T,H", [(1, 1, 1), (2, 5, 3), (3, 4, 8), (5, 3, 6)])
+def test_lstm_recurrence(dtype, tol, N, T, H):
+    rng = np.random.default_rng(11)
+    xw, dh = _randn(rng, (N, T, 4 * H), dtype), _randn(rng, (N, T, H), dtype)
+    h0, c0 = _randn(rng, (N, H), dtype), _randn(rng, (N, H), dtype)
+    Wh = _randn(rng, (H, 4 * H), dtype) / np.sqrt(H).astype(dtype)
+    h, c, tc, gates = L.recurrence_forward(xw, h0, c0, Wh)
+    for what, got, ref in zip(["h", "c", "tanh(c)", "gates"], (h, c, tc, gates),
+                              L.recurrence_forward_numpy(xw, h0, c0, Wh)):
+        _close(got, ref, tol, f"lstm forward {what}")
+    for clip in [0.0, np.inf, 0.3]:
+        got = L.recurrence_backward(dh, c, c0, tc, gates, Wh, clip)
+        ref = L.recurrence_backward_numpy(dh, c, c0, tc, gates, Wh, clip)
+        for what, a, b in zip(["da", "dh0", "dc0"], got, ref):
+            _close(a, b, tol, f"lstm backward {what} {clip=}")
+        if clip == 0.3:
+            assert max(np.abs(got[1]).max(), np.abs(got[2]).max()) <= 0.3
+
+
+def test_gated_recurrence_zero_states_and_no_clip_by_none():
+    rng = np.random.default_rng(12)
+    xw, dh, Wh, bh = (rng.standard_normal(s) for s in ((2, 3, 12), (2, 3, 4), (4, 12), (12,)))
+    h, gates, hn = G.recurrence_forward(xw, None, Wh, bh)
+    np.testing.assert_array_equal(h, G.recurrence_forward(xw, np.zeros((2, 4)), Wh, bh)[0])
+    for a, b in zip(G.recurrence_backward(dh, h, None, gates, hn, Wh, None),
+                    G.recurrence_backward(dh, h, np.zeros((2, 4)), gates, hn, Wh, 0.0)):
+        np.testing.assert_array_equal(a, b)
+    xw, Wh = rng.standard_normal((2, 3, 16)), rng.standard_normal((4, 16))
+    h, c, tc, gates = L.recurrence_forward(xw, None, None, Wh)
+    np.testing.assert_array_equal(h, L.recurrence_forward(xw, np.zeros((2, 4)), np.zeros((2, 4)), Wh)[0])
+    for a, b in zip(L.recurrence_backward(dh, c, None, tc, gates, Wh, None),
+                    L.recurrence_backward(dh, c, np.zeros((2, 4)), tc, gates, Wh, 0.0)):
+        np.testing.assert_array_equal(a, b)
