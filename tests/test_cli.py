@@ -135,3 +135,68 @@ def test_curves_compare_runs_of_a_curriculum(fake_mir1k, tmp_path, capsys):
     assert out.stat().st_size > 10_000
     assert_one_line_error(run_cli("curves", *runs, "--compare", "--labels", "one", "-o", str(out)),
                           "--labels")
+
+
+def test_fixed_choices_are_those_of_the_modules():
+    """cli.py keeps them literal (parsing imports nothing heavy): here they meet their source."""
+    from scratchnet import audio, cli, data, losses, nn, optimizers, separation
+    from scratchnet.models import ARCHS
+    from scratchnet.signal import get_window
+    assert cli.ARCHS == ARCHS
+    assert cli.METHODS == separation.METHODS
+    assert cli.SPLITS == data.SPLITS
+    assert all(tuple(data.split([], s)) == cli.PARTS for s in data.SPLITS)
+    assert cli.OBJECTIVES == tuple(losses.LOSSES)
+    assert cli.OPTIMIZERS == (*optimizers.OPTIMIZERS, "lbfgs")
+    assert cli.BACKENDS == nn.BACKENDS
+    assert cli.AUDIO_FORMATS == tuple(ext[1:] for ext in audio.FORMATS)
+    for window in cli.WINDOWS:
+        assert get_window(window, 16).shape == (16,)
+    for features in cli.FEATURES:
+        make_config(features=features)
+    with pytest.raises(Exception, match="bogus"):
+        get_window("bogus", 16)
+    with pytest.raises(Exception, match="bogus"):
+        make_config(features="bogus")
+
+
+def test_help_and_version_answer_without_numba():
+    code = ("import sys\n"
+            "from scratchnet.cli import main\n"
+            "for argv in (['--help'], ['train', '--help'], ['--version']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit as e:\n"
+            "        assert e.code == 0, e.code\n"
+            "print(sorted(m for m in ('numpy', 'numba', 'scipy', 'matplotlib') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+    assert "{dnn,drnn-1,drnn-2,drnn-3,srnn,hybrid}" in proc.stdout  # train --help lists them
+    assert "--backend {fast,reference}" in proc.stdout
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("scratchnet 0.")
+
+
+def test_train_with_its_own_stft_then_separate_and_evaluate(fake_mir1k, tmp_path):
+    """--n-fft/--hop-length/--window reach the model; separate and evaluate then use them."""
+    run = tmp_path / "run"
+    proc = run_cli("train", "--data", fake_mir1k, "--out", str(run), "--model", "drnn-2",
+                   "--hidden", "8", "--n-fft", "512", "--hop-length", "256", "--window", "hann",
+                   "--seq-len", "10", "--epochs", "1", "--max-batches", "2", "--batch-size", "2",
+                   "--valid-clips", "1", "--workers", "1", "--backend", "reference", "-q")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["backend"] == "reference"
+    assert {k: saved["model"][k] for k in ("n_fft", "hop_length", "window", "n_bins")} == {
+        "n_fft": 512, "hop_length": 256, "window": "hann", "n_bins": 257}
+    best = str(run / "best.npz")
+    song = tmp_path / "song.wav"
+    sf.write(song, np.random.default_rng(3).standard_normal(20000) * 0.1, 16000)
+    proc = run_cli("separate", str(song), "-o", str(tmp_path / "sep"), "--model", best, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(tmp_path / "sep" / "song" / "vocals.wav").frames == 20000
+    proc = run_cli("evaluate", "--model", best, "--data", fake_mir1k, "--limit", "1",
+                   "--workers", "1", "-q", "--json", str(tmp_path / "s.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["clips"] == 1

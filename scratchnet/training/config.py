@@ -13,8 +13,7 @@ import numpy as np
 from .. import losses, optimizers
 from ..errors import ScratchnetError
 from ..files import read_json, write_json
-
-BACKENDS = ("fast", "reference")   # as scratchnet.nn.BACKENDS (checked by tests/test_cli.py)
+from ..nn import BACKENDS
 
 
 @dataclasses.dataclass

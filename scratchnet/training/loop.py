@@ -14,7 +14,6 @@ not re-drawn, and the resumed run ends with the same weights as an uninterrupted
 that turns NaN or infinite stops the run with a message and leaves the last good checkpoint.
 """
 import dataclasses
-import os
 import sys
 import time
 
@@ -25,7 +24,7 @@ from ..files import make_folder
 from ..nn import use_backend
 from .checkpoint import RunFolder, restore
 from .config import BatchLBFGS, TrainingDiverged, make_loss, make_optimizer
-from .prepare import find_clips, load_training_data, validate
+from .prepare import load_training_data, split_clips, validate
 
 
 @dataclasses.dataclass
@@ -81,7 +80,7 @@ def start(cfg, out, *, resume, progress, log):
     else:
         cfg.check()
         folder.check_new()
-    train_clips, valid_clips = find_clips(cfg, log)
+    train_clips, valid_clips = split_clips(cfg, log)
     if not resume:
         make_folder(folder.out, "run folder")
         folder.start(cfg)
