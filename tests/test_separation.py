@@ -138,3 +138,22 @@ def test_an_exploding_recurrence_falls_back_to_training_length_sequences():
     v, a = sep.separate(mixture)
     assert np.isfinite(v).all() and np.isfinite(a).all()
     np.testing.assert_allclose(v + a, mixture, atol=1e-5)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100])
+@pytest.mark.parametrize("n", [1, 100, 700])
+def test_inputs_shorter_than_a_frame_or_the_overlap(tiny_model_separator, sr, n):
+    """Any input shorter than one chunk is separated in one piece, whatever its length."""
+    x = np.random.default_rng(n).standard_normal(n) * 0.1
+    v, a = separation.separate_array(x, sr, tiny_model_separator)
+    assert v.shape == a.shape == (n,) and np.isfinite(v).all() and np.isfinite(a).all()
+    if n <= 512:  # one piece: an overlap as long as the chunk does not matter
+        v, a = separation.separate_chunked(tiny_model_separator, x, chunk=512, overlap=512)
+        assert v.shape == (n,)
+
+
+def test_the_package_separates_a_single_sample():
+    import scratchnet
+    for sr in (16000, 44100):
+        v, a = scratchnet.separate(np.zeros(1), sr)
+        assert v.shape == a.shape == (1,)
