@@ -327,12 +327,14 @@ def _gated_rows(rng, cell):
     grads = dict(zip(args, step_b(*douts, outs[-1])))
     fwd = (lambda: step_f(*args.values())[0]) if n_out == 1 else (lambda: step_f(*args.values())[:n_out])
     rows = _layer_check(f"{cell} step", fwd, args, grads, douts[0] if n_out == 1 else douts)
-    seq_f, seq_b = getattr(module, f"{cell}_forward"), getattr(module, f"{cell}_backward")
     seq = dict(x=x, **{k + "0": v for k, v in states.items()}, **weights)
-    out, cache = seq_f(*seq.values())
-    dout = rng.standard_normal(out.shape)
-    grads = dict(zip(seq, seq_b(dout, cache)))
-    rows += _layer_check(f"{cell} BPTT", lambda: seq_f(*seq.values())[0], seq, grads, dout)
+    for label, suffix in ((f"{cell} BPTT", ""), (f"{cell} BPTT (kernels)", "_fast")):
+        seq_f = getattr(module, f"{cell}_forward{suffix}")
+        seq_b = getattr(module, f"{cell}_backward{suffix}")
+        out, cache = seq_f(*seq.values())
+        dout = rng.standard_normal(out.shape)
+        grads = dict(zip(seq, seq_b(dout, cache)))
+        rows += _layer_check(label, lambda: seq_f(*seq.values())[0], seq, grads, dout)
     return rows
 
 
