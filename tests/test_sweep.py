@@ -1,4 +1,10 @@
+import glob
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -66,3 +72,30 @@ def test_a_failed_setting_keeps_its_row_and_bars(fake_mir1k, tmp_path):
     assert [r["status"] for r in rows] == ["ok", "failed: loss became nan at epoch 1, batch 5"]
     assert rows[1]["clips"] == 0 and rows[1]["vocals_GNSDR"] != rows[1]["vocals_GNSDR"]  # NaN
     assert open(sweep.bar_chart(rows, path=str(tmp_path / "b.png")), "rb").read(4) == b"\x89PNG"
+
+
+def test_ctrl_c_stops_the_runs_and_the_sweep_resumes(fake_mir1k, tmp_path):
+    """The runs are in their own process groups: the sweep stops them with SIGTERM."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "scratchnet", "sweep", _config(tmp_path), "--data", fake_mir1k,
+           "--out", str(out), "--jobs", "1"]
+    err = open(tmp_path / "stderr.txt", "w")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    first = out / "arch-dnn__lr-0.001"
+    t0 = time.time()
+    while not (first / "run" / "config.json").exists():  # the first run is training
+        assert time.time() - t0 < 60 and proc.poll() is None
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at the terminal: the sweep's group only
+    proc.wait(timeout=60)
+    err.close()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode in (130, -signal.SIGINT), stderr
+    assert stderr.splitlines() == ["scratchnet sweep: interrupted"], stderr
+    assert glob.glob(str(out / "**" / "*.tmp*"), recursive=True) == []
+    log = (first / "log.txt").read_text()
+    assert "Traceback" not in log
+    assert "scratchnet train: terminated" in log or "scratchnet evaluate: terminated" in log, log
+    csv_path, _ = sweep.run_sweep(sweep.load_sweep(_config(tmp_path)), fake_mir1k, str(out), jobs=2,
+                                  log=lambda *_: None)  # resumes, finishes
+    assert len(open(csv_path).read().strip().splitlines()) == 3
