@@ -55,7 +55,7 @@ def hold_out(train, n_valid, seed, log=print):
             [c for i, c in enumerate(train) if i in idx])
 
 
-def find_clips(cfg, log=print):
+def split_clips(cfg, log=print):
     """The run's training and validation clips: ``(train, valid)``."""
     parts = data.split(data.find_clips(cfg.data), cfg.split, seed=cfg.split_seed)
     train, valid = parts["train"], parts["valid"]
@@ -88,5 +88,5 @@ def load_training_data(cfg, train):
 def prepare(cfg, log=print):
     """Clips, sources and the model of a run (without touching the run folder):
     ``(train, valid, sources, model)``."""
-    train, valid = find_clips(cfg, log)
+    train, valid = split_clips(cfg, log)
     return (train, valid, *load_training_data(cfg, train))
