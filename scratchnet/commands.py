@@ -197,11 +197,15 @@ def train_config(args):
     for flag, key in _TRAIN_FLAGS.items():
         if getattr(args, flag) is not None:
             d[key] = getattr(args, flag)
+    for flag, value in (("--seq-len", args.seq_len), ("--epochs", args.epochs)):
+        if value is not None and value < 1:
+            raise ScratchnetError(f"{flag} {value} must be a positive number")
     if args.curriculum:
         d["stages"] = parse_stages(args.curriculum)
     elif args.seq_len is not None or args.epochs is not None:
         old = d.get("stages", [[100, 10]])[0]
-        d["stages"] = [[args.seq_len or old[0], args.epochs or old[1]]]
+        d["stages"] = [[old[0] if args.seq_len is None else args.seq_len,
+                        old[1] if args.epochs is None else args.epochs]]
     cfg = TrainConfig.from_dict(dict(d, model=make_config(**model))).check()
     if not cfg.data:
         raise ScratchnetError("--data is required (the folder of MIR-1K clips)")

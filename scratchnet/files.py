@@ -59,6 +59,30 @@ def make_folder(path, what="output folder"):
 
 
 @contextlib.contextmanager
+def new_folder(path, what="output folder"):
+    """Create folder ``path`` (and missing parents) for the outputs of the ``with`` block.
+
+    If the block fails (an error, Ctrl-C, SIGTERM), the folders created here are removed
+    again, deepest first, as long as they are empty: a failed command leaves no empty
+    output folder behind.  A folder that already existed is never removed.
+    """
+    created, folder = [], os.path.abspath(os.fspath(path))
+    while not os.path.exists(folder):
+        created.append(folder)  # deepest first
+        folder = os.path.dirname(folder)
+    make_folder(path, what)
+    try:
+        yield os.fspath(path)
+    except BaseException:
+        for folder in created:
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty (complete outputs of earlier work), or gone
+                break
+        raise
+
+
+@contextlib.contextmanager
 def atomic_write(path, mode="wb", *, suffix=None):
     """Open a temporary file beside ``path``; rename it to ``path`` when the block ends cleanly.
 

@@ -14,7 +14,6 @@ a raised-cosine cross-fade, so the recurrent state never runs for minutes; files
 separated and written one chunk at a time (:func:`stream_separate`), so memory does not grow
 with the length of the song.
 """
-import contextlib
 import os
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 from . import audio
 from .data import stft_options
 from .errors import ScratchnetError
-from .files import make_folder
+from .files import new_folder
 from .signal import HOP_LENGTH, SAMPLE_RATE, istft, stft
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "pretrained", "drnn.npz")
@@ -260,7 +259,7 @@ def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmi
     if bar is not None:
         bar.total = int(np.ceil(n * SAMPLE_RATE / sr))
         bar.refresh()
-    with _new_folder(target), audio.AtomicWriter(outputs[0], sr) as wv, \
+    with new_folder(target), audio.AtomicWriter(outputs[0], sr) as wv, \
             audio.AtomicWriter(outputs[1], sr) as wa:
         for v, a in stream_separate(path, separator, chunk_seconds=chunk_seconds,
                                     overlap_seconds=overlap_seconds,
@@ -268,23 +267,3 @@ def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmi
             wv.write(v)
             wa.write(a)
     return outputs
-
-
-@contextlib.contextmanager
-def _new_folder(path):
-    """Create folder ``path`` and its missing parents; if the block fails, remove the folders
-    it created (those still empty), so that a failed separation leaves nothing behind."""
-    created, p = [], os.path.abspath(path)
-    while not os.path.exists(p):
-        created.append(p)  # deepest first
-        p = os.path.dirname(p)
-    make_folder(path, "output folder")
-    try:
-        yield path
-    except BaseException:
-        for folder in created:
-            try:
-                os.rmdir(folder)
-            except OSError:  # not empty (another song's outputs), or already gone
-                break
-        raise

@@ -235,3 +235,14 @@ def test_ctrl_c_during_a_parallel_evaluation(fake_mir1k, tmp_path):
     lines = [ln for ln in done.stderr.splitlines() if not ln.startswith("split huang")]
     assert "Traceback" not in done.stderr and done.returncode in (130, -signal.SIGINT), done.stderr
     assert lines == ["scratchnet evaluate: interrupted"], done.stderr
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--seq-len", "5000"], ["too few for one batch of 2 x 5000 frames"]),
+    (["--lr", "-1"], ["lr=-1.0"]),
+    (["--epochs", "0"], ["--epochs 0"])])
+def test_train_options_that_cannot_work_leave_no_run_folder(fake_mir1k, tmp_path, flags, words):
+    proc = run_cli("train", "--data", fake_mir1k, "--out", str(tmp_path / "runs" / "r"), "--model",
+                   "dnn", "--hidden", "8", "--batch-size", "2", "--valid-clips", "1", "-q", *flags)
+    assert_one_line(proc, 2, *words)
+    assert os.listdir(tmp_path) == []

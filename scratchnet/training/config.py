@@ -74,7 +74,15 @@ class TrainConfig:
                                       for s in self.stages):
             raise ScratchnetError(f"stages={self.stages!r} must be a list of [seq_len, epochs"
                                   "(, max_batches)] with positive numbers")
+        for name in ("batch_size", "workers", "valid_every"):
+            if getattr(self, name) < 1:
+                raise ScratchnetError(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("train_clips", "valid_clips", "checkpoint_every", "max_batches_per_epoch",
+                     "shift_step"):
+            if getattr(self, name) < 0:
+                raise ScratchnetError(f"{name}={getattr(self, name)} must not be negative")
         make_loss(self)
+        make_optimizer(self)  # a bad learning rate or optimizer option
         return self
 
 

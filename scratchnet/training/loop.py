@@ -20,11 +20,11 @@ import time
 import numpy as np
 
 from .. import data
-from ..files import make_folder
+from ..files import new_folder
 from ..nn import use_backend
 from .checkpoint import RunFolder, restore
 from .config import BatchLBFGS, TrainingDiverged, make_loss, make_optimizer
-from .prepare import load_training_data, split_clips, validate
+from .prepare import check_stages, load_training_data, split_clips, validate
 
 
 @dataclasses.dataclass
@@ -81,10 +81,11 @@ def start(cfg, out, *, resume, progress, log):
         cfg.check()
         folder.check_new()
     train_clips, valid_clips = split_clips(cfg, log)
-    if not resume:
-        make_folder(folder.out, "run folder")
-        folder.start(cfg)
-    sources, model = load_training_data(cfg, train_clips)
+    with new_folder(folder.out, "run folder"):  # writable before any work; removed on failure
+        sources, model = load_training_data(cfg, train_clips)
+        check_stages(cfg, sources, model)
+        if not resume:
+            folder.start(cfg)
     opt = make_optimizer(cfg)
     if resume:
         restore(arrays, model, opt)

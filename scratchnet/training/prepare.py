@@ -85,6 +85,18 @@ def load_training_data(cfg, train):
     return sources, model
 
 
+def check_stages(cfg, sources, model):
+    """Refuse stages whose epoch would hold no batch (clips too short for ``seq_len``)."""
+    for seq_len, *_ in cfg.stages:
+        stream = data.SequenceStream(sources, seq_len=seq_len, batch_size=cfg.batch_size,
+                                     shift_step=cfg.shift_step, **data.stft_options(model.config))
+        if stream.batches_per_epoch() == 0:
+            raise ScratchnetError(
+                f"the training clips give {stream.frames_per_epoch()} frames per epoch, too few for "
+                f"one batch of {cfg.batch_size} x {seq_len} frames: use a smaller --seq-len or "
+                "--batch-size, or more clips")
+
+
 def prepare(cfg, log=print):
     """Clips, sources and the model of a run (without touching the run folder):
     ``(train, valid, sources, model)``."""
