@@ -23,7 +23,7 @@ from . import __version__
 from . import commands
 from .errors import ScratchnetError
 
-EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BROKEN_PIPE = 2, 130, 143, 141
 
 # The fixed sets of values of the options, literal here so that parsing the command line
 # imports nothing heavy; tests/test_cli.py holds each equal to the tuple it copies.
@@ -237,6 +237,9 @@ def main(argv=None):
             message = " ".join(str(e).splitlines())  # one line, whatever the message holds
             print(f"{name}: error: {message}", file=sys.stderr)
             return EXIT_USAGE
+        if signalled is None and isinstance(e, BrokenPipeError):  # `scratchnet ... | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+            return EXIT_BROKEN_PIPE
         if signalled is None:
             raise  # a bug (or argparse's exit): its traceback is the report
         _install(signal.SIG_IGN)  # the clean-up has run; a second signal must not cut the line

@@ -48,7 +48,8 @@ def hold_out(train, n_valid, seed, log=print):
         asked = n_valid
         n_valid = max(1, round(len(train) * VALID_SHARE)) if len(train) > 1 else 0
         log(f"only {len(train)} training clip(s): holding out {n_valid} for validation instead of "
-            f"{asked} (choose with --valid-clips)")
+            f"{asked} (choose with --valid-clips)" if n_valid else
+            "only 1 training clip: no validation (best.npz is the last epoch's model)")
     rng = np.random.default_rng(seed)
     idx = set(rng.permutation(len(train))[:n_valid].tolist())
     return ([c for i, c in enumerate(train) if i not in idx],
