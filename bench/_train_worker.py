@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402  (after the environment holds the thread count)
 GAMMA = 0.05   # discriminative weight of the loss, as in training
 LR = 1e-3
 EPS = 1e-8     # the soft mask's eps (make_config's mask_eps)
+GATED = {"gru": 3, "lstm": 4}  # the gated cells' --arch, and their number of gate blocks
 
 
 def make_batch(N, T, F, seed=0):
@@ -30,6 +31,8 @@ def make_batch(N, T, F, seed=0):
 
 # --------------------------------------------------------------------------- scratchnet
 def ours(args, X, t1, t2):
+    if args.arch in GATED:
+        return ours_gated(args, X, t1, t2)
     from scratchnet import losses, optimizers
     from scratchnet.models import Model, make_config
 
@@ -48,6 +51,49 @@ def ours(args, X, t1, t2):
         return loss
 
     return step, model.n_params()
+
+
+def ours_gated(args, X, t1, t2):
+    """One gated recurrent layer (F -> H), linear 2F, the soft mask: built from the fast pairs.
+
+    Self-contained (not a ``Model``): it measures the GRU/LSTM kernels against ``nn.GRU`` /
+    ``nn.LSTM`` in the smallest network that trains like ours, weights initialised as
+    PyTorch's (U(-1/sqrt(H), 1/sqrt(H))).
+    """
+    from scratchnet import losses, optimizers
+    from scratchnet.nn import affine, init, mask
+    from scratchnet.nn import gru, lstm
+
+    N, T, F = X.shape
+    H, k = args.hidden, GATED[args.arch]
+    rng = np.random.default_rng(0)
+    params = {"Wx": init.uniform_fan((F, k * H), H, rng), "Wh": init.uniform_fan((H, k * H), H, rng)}
+    params.update({"bx": init.uniform_fan((k * H,), H, rng), "bh": init.uniform_fan((k * H,), H, rng)}
+                  if args.arch == "gru" else {"b": init.uniform_fan((k * H,), H, rng)})
+    params.update(W=init.uniform_fan((H, 2 * F), H, rng), b_out=init.uniform_fan((2 * F,), H, rng))
+    rnn_names = [n for n in params if n not in ("W", "b_out")]
+    opt = optimizers.Adam(lr=LR)
+
+    def step():
+        p = params
+        if args.arch == "gru":
+            h, c_rnn = gru.gru_forward_fast(X, None, p["Wx"], p["Wh"], p["bx"], p["bh"])
+        else:
+            h, c_rnn = lstm.lstm_forward_fast(X, None, None, p["Wx"], p["Wh"], p["b"])
+        a, c_out = affine.affine_forward_fast(h, p["W"], p["b_out"])
+        (y1, y2), c_mask = mask.mask_forward_fast(a, X, EPS)
+        loss, dy1, dy2 = losses.mse_loss(y1, y2, t1, t2, gamma=GAMMA)
+        da, _ = mask.mask_backward_fast(dy1, dy2, c_mask)
+        dh, dW, db_out = affine.affine_backward_fast(da, c_out)
+        if args.arch == "gru":
+            _, _, *g = gru.gru_backward_fast(dh, c_rnn, input_grad=False)  # no dx, no dh0
+        else:
+            _, _, _, *g = lstm.lstm_backward_fast(dh, c_rnn, input_grad=False)
+        grads = dict(zip(rnn_names, g), W=dW, b_out=db_out)
+        opt.step(params, grads)
+        return loss
+
+    return step, sum(v.size for v in params.values())
 
 
 # --------------------------------------------------------------------------- PyTorch twin
@@ -135,7 +181,20 @@ def twin(args, X, t1, t2):
             h = self.rnn(self.dense(h))
             return self.mask(self.out(h), X)
 
-    model = Hybrid() if args.arch == "hybrid" else DRNN2(args.hidden)
+    class Gated(nn.Module):  # the twin of ours_gated: nn.GRU / nn.LSTM, linear 2F, mask
+        def __init__(self, H):
+            super().__init__()
+            self.rnn = (nn.GRU if args.arch == "gru" else nn.LSTM)(F, H, batch_first=True)
+            self.out = nn.Linear(H, 2 * F)
+            self.mask = Mask()
+
+        def forward(self, X):
+            return self.mask(self.out(self.rnn(X)[0]), X)
+
+    if args.arch in GATED:
+        model = Gated(args.hidden)
+    else:
+        model = Hybrid() if args.arch == "hybrid" else DRNN2(args.hidden)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     Xt, a, b = (torch.from_numpy(v) for v in (X, t1, t2))
 

@@ -23,6 +23,12 @@ CASES = {  # name: (worker arguments, steps per turn)
     "drnn2-1000": (["--arch", "drnn-2", "--hidden", "1000"], 3),
     "drnn2-150": (["--arch", "drnn-2", "--hidden", "150"], 10),
     "hybrid": (["--arch", "hybrid"], 4),
+    # one gated recurrent layer (513 -> H), linear 2F, mask: our GRU/LSTM kernels against
+    # torch's nn.GRU / nn.LSTM (oneDNN's fused LSTM on the CPU); --torch-rnn does not apply
+    "gru-256": (["--arch", "gru", "--hidden", "256"], 8),
+    "gru-512": (["--arch", "gru", "--hidden", "512"], 4),
+    "lstm-256": (["--arch", "lstm", "--hidden", "256"], 8),
+    "lstm-512": (["--arch", "lstm", "--hidden", "512"], 4),
 }
 FRAMES = 10 * 100  # frames per step
 

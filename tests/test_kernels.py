@@ -155,14 +155,14 @@ def test_adam_update_and_sum_of_squares(dtype, tol):
 
 # --------------------------------------------------------------------------- gated cells (nn/gru.py, nn/lstm.py)
 @pytest.mark.parametrize("dtype,tol", DTYPES)
-@pytest.mark.parametrize("N,K,M", [(1, 1, 1), (3, 5, 7), (4, 8, 16), (5, 9, 600), (9, 4, 513)])
+@pytest.mark.parametrize("N,K,M", [(1, 1, 1), (3, 5, 7), (5, 8, 4), (10, 9, 16), (7, 1100, 6), (11, 513, 9)])
 def test_small_matmul(dtype, tol, N, K, M):
-    # rows of 4 and their tail, weight rows of 4 and their tail, one panel and two (M > 512)
+    # blocks of 5 rows of A and their tail, of 4 rows of Bt and their tail, 1-3 chunks of k
     rng = np.random.default_rng(9)
-    A, B, C = _randn(rng, (N, K), dtype), _randn(rng, (K, M), dtype), _randn(rng, (N, M), dtype)
-    ref = C + A @ B
-    G._accumulate_matmul(A, B, C)
-    _close(C, ref, tol * np.sqrt(K), "C += A @ B")
+    A, Bt, C = _randn(rng, (N, K), dtype), _randn(rng, (M, K), dtype), _randn(rng, (N, M), dtype)
+    ref = C + A @ Bt.T
+    G._accumulate_dots(A, Bt, C)
+    _close(C, ref, tol * np.sqrt(K), "C += A @ Bt.T")
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)

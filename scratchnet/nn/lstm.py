@@ -30,14 +30,14 @@ an LSTM carries a gradient over many steps.  Forgetting either carry breaks BPTT
 
 The file reads top to bottom as rnn.py and gru.py do: the step pair, the readable sequence
 pair built from it, the recurrence kernels (the loop over time in Numba, beside its NumPy
-twin; the small product of a step is the GRU's :func:`scratchnet.nn.gru._accumulate_matmul`),
+twin; the small product of a step is the GRU's :func:`scratchnet.nn.gru._accumulate_dots`),
 and the fast sequence pair with the same signature.
 """
 import numpy as np
 from numba import njit
 
 from .affine import add_bias
-from .gru import _accumulate_matmul, _check_clip, _common_dtype, _sigmoid, _sigmoid_scalar, _tanh_scalar
+from .gru import _accumulate_dots, _check_clip, _common_dtype, _sigmoid, _sigmoid_scalar, _tanh_scalar
 
 
 # --------------------------------------------------------------------------- 1. one step
@@ -193,7 +193,7 @@ def lstm_backward(dh, cache, clip=None):
 # functions from one exp each.  The forward keeps i, f, g, o, c_t and tanh(c_t) of every step
 # (a few MB) so that the backward recomputes nothing.
 @njit(cache=True, fastmath={"contract"})
-def _recurrence_forward(xw, h0, c0, Wh):
+def _recurrence_forward(xw, h0, c0, WhT):
     N, T, G = xw.shape
     H = G // 4
     one = xw.dtype.type(1)  # typed one: keeps float32 in float32
@@ -206,7 +206,7 @@ def _recurrence_forward(xw, h0, c0, Wh):
     for t in range(T):
         for n in range(N):
             a[n] = xw[n, t]
-        _accumulate_matmul(prev_h, Wh, a)  # N,4H: x_t Wx + b + h_{t-1} Wh
+        _accumulate_dots(prev_h, WhT, a)  # N,4H: x_t Wx + b + h_{t-1} Wh
         for n in range(N):
             for j in range(H):
                 i = _sigmoid_scalar(a[n, j], one)
@@ -222,7 +222,7 @@ def _recurrence_forward(xw, h0, c0, Wh):
 
 
 @njit(cache=True, fastmath={"contract"})
-def _recurrence_backward(dh, c, c0, tc, gates, WhT, clip):
+def _recurrence_backward(dh, c, c0, tc, gates, Wh, clip):
     N, T, H = dh.shape
     G = 4 * H
     zero, one = dh.dtype.type(0), dh.dtype.type(1)
@@ -246,7 +246,7 @@ def _recurrence_backward(dh, c, c0, tc, gates, WhT, clip):
                 step[n, 3 * H + j] = gh * t_c * o * (one - o)
                 carry_c[n, j] = gc * f  # to c_{t-1}
                 carry_h[n, j] = zero
-        _accumulate_matmul(step, WhT, carry_h)  # N,H: da_t Wh^T, to h_{t-1}
+        _accumulate_dots(step, Wh, carry_h)  # N,H: da_t Wh^T, to h_{t-1}
         for n in range(N):
             da[n, t] = step[n]
         if clipping:
@@ -304,7 +304,8 @@ def recurrence_forward(xw, h0, c0, Wh):
     N, T, G = xw.shape
     h0, c0 = (np.zeros((N, G // 4), dtype) if s is None else np.ascontiguousarray(s, dtype=dtype)
               for s in (h0, c0))
-    return _recurrence_forward(xw, h0, c0, np.ascontiguousarray(Wh, dtype=dtype))
+    WhT = np.ascontiguousarray(np.asarray(Wh, dtype=dtype).T)  # 4H,H: a row per output column
+    return _recurrence_forward(xw, h0, c0, WhT)
 
 
 def recurrence_backward(dh, c, c0, tc, gates, Wh, clip=0.0):
@@ -319,9 +320,8 @@ def recurrence_backward(dh, c, c0, tc, gates, Wh, clip=0.0):
     N, T, H = dh.shape
     c0 = np.zeros((N, H), dtype) if c0 is None else np.ascontiguousarray(c0, dtype=dtype)
     clip = 0.0 if clip is None else float(clip)
-    WhT = np.ascontiguousarray(np.asarray(Wh, dtype=dtype).T)  # 4H,H: rows for the product
     as_dtype = lambda v: np.ascontiguousarray(v, dtype=dtype)  # noqa: E731
-    return _recurrence_backward(as_dtype(dh), as_dtype(c), c0, as_dtype(tc), as_dtype(gates), WhT, clip)
+    return _recurrence_backward(as_dtype(dh), as_dtype(c), c0, as_dtype(tc), as_dtype(gates), as_dtype(Wh), clip)
 
 
 # --------------------------------------------------------------------------- 4. fast sequence pair
