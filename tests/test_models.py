@@ -280,3 +280,40 @@ def test_a_learners_own_step_backward_trains_the_model(monkeypatch):
     calls.clear()
     model.loss_and_grad(X, X / 2, X / 2, mse_loss)  # the fast backend does not use it
     assert calls == []
+
+
+@pytest.mark.parametrize("backend", ["reference", "fast"])
+@pytest.mark.parametrize("options", [dict(cell="gru"), dict(cell="lstm"), dict(bidirectional=True),
+                                     dict(cell="gru", bidirectional=True), dict(cell="lstm", bidirectional=True)])
+def test_gated_and_bidirectional_models_pass_the_gradient_check(backend, options):
+    from scratchnet.gradcheck import model_rows
+    rows = model_rows(["drnn-2", "srnn"], backend=backend, **options)
+    bad = [r for r in rows if not r[2] < 1e-6]
+    assert not bad, bad
+    names = {r[1] for r in rows}
+    if options.get("bidirectional"):
+        assert any(n.endswith("_rev") for n in names)  # the backward direction has its own tensors
+
+
+def test_a_bidirectional_layer_sees_the_future():
+    """The forward-only DRNN's first output frames do not depend on later input; the bidirectional one's do."""
+    rng = np.random.default_rng(4)
+    for bi, depends in ((False, False), (True, True)):
+        model = small_model("drnn-2", context=0, bidirectional=bi)
+        X = rng.uniform(0.2, 1.5, (1, 6, 6))
+        Y = X.copy()
+        Y[:, -1] += 1.0  # change only the last frame
+        a, b = model.forward(X)[0][0], model.forward(Y)[0][0]
+        assert np.allclose(a[:, 0], b[:, 0]) != depends
+
+
+def test_lstm_forget_gate_starts_open_and_param_names():
+    model = small_model("drnn-2", cell="lstm")
+    b = model.params["hidden2/b"]
+    H = 5
+    np.testing.assert_array_equal(b[H:2 * H], 1.0)
+    assert b[:H].max() == 0 and b[2 * H:].max() == 0
+    assert model.params["hidden2/Wx"].shape == (H, 4 * H)
+    gru_model = small_model("drnn-2", cell="gru", bidirectional=True)
+    assert gru_model.params["hidden2/Wh_rev"].shape == (H, 3 * H)
+    assert gru_model.params["hidden3/W"].shape == (2 * H, H)  # the layer above sees both directions

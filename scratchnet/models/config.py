@@ -42,7 +42,7 @@ from ..signal import HOP_LENGTH, N_FFT, WINDOW
 
 ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid")
 FEATURES = ("magnitude", "log1p")
-CELLS = ("relu",)
+CELLS = ("relu", "gru", "lstm")
 
 DEFAULTS = {
     "arch": "drnn-2", "n_bins": None, "hidden": 1000, "layers": 3, "context": 1,

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..nn import activations, affine, context, conv1d, init, maxpool1d, rnn
+from ..nn import activations, affine, context, conv1d, gru, init, lstm, maxpool1d, rnn
 from ..nn.backend import pick
 
 
@@ -59,10 +59,37 @@ def _glorot(sh, r, dt):
     return init.glorot_uniform(*sh, r, dt)
 
 
+def _gated(k):
+    """Tensors of a gated cell with k gate blocks: Wx (D, kH) Glorot per block, Wh (H, kH)
+    uniform in +-1/sqrt(H) (PyTorch's default), biases zero but the LSTM's forget gate at 1
+    (Jozefowicz et al. 2015: the cell remembers by default at the start of training)."""
+    def wx(sh, r, dt):
+        D, kH = sh
+        return init.uniform(np.sqrt(6.0 / (D + kH // k)), sh, r, dt)
+
+    def forget_one(sh, r, dt):
+        b = np.zeros(sh, dt)
+        if k == 4:
+            H = sh[0] // 4
+            b[H:2 * H] = 1  # blocks i, f, g, o
+        return b
+
+    shapes = {"Wx": (lambda D, H: (D, k * H), wx),
+              "Wh": (lambda D, H: (H, k * H), lambda sh, r, dt: init.uniform_fan(sh, sh[0], r, dt))}
+    if k == 3:  # GRU: the candidate's recurrent bias sits inside r * (h Wh_n + bh_n)
+        shapes.update({"bx": (lambda D, H: (3 * H,), lambda sh, r, dt: np.zeros(sh, dt)),
+                       "bh": (lambda D, H: (3 * H,), lambda sh, r, dt: np.zeros(sh, dt))})
+    else:
+        shapes["b"] = (lambda D, H: (4 * H,), forget_one)
+    return shapes
+
+
 CELLS = {  # cell: (module, function prefix, initial states, {tensor: (shape(D, H), initialiser)})
     "relu": (rnn, "rnn", 1, {"W": (lambda D, H: (D, H), _glorot),
                              "U": (lambda D, H: (H, H), lambda sh, r, dt: init.recurrent_uniform(sh[0], r, dt)),
                              "b": (lambda D, H: (H,), lambda sh, r, dt: np.zeros(sh, dt))}),
+    "gru": (gru, "gru", 1, _gated(3)),
+    "lstm": (lstm, "lstm", 2, _gated(4)),
 }
 
 
