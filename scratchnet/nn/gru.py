@@ -277,9 +277,11 @@ def _accumulate_dots(A, Bt, C):
                 m += 1
 
 
-# Scalar libm calls are what Numba offers for exp and tanh (no SIMD maths library here); a
-# branch on the sign mispredicts half the time, and libm's tanhf is six times slower than its
-# expf.  So both functions come from one exp(-|a|), which never overflows, and a select.
+# The gate functions.  Numba has no SIMD maths library here: exp and tanh are scalar libm
+# calls, and libm's tanh costs six of its exp.  So both come from one exp(-|a|), which never
+# overflows, with the sign applied by a select (a branch on it would mispredict half the time).
+# The kernels that call them take ``error_model="numpy"``: a division is then IEEE's, without
+# Numba's ZeroDivisionError test (a branch per division); none here can divide by zero.
 @njit(cache=True, inline="always")
 def _sigmoid_scalar(a, one):
     e = math.exp(-abs(a))  # in (0, 1]
@@ -294,7 +296,7 @@ def _tanh_scalar(a, one):
     return t if a >= 0 else -t
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _recurrence_forward(xw, h0, WhT, bh):
     N, T, G = xw.shape
     H = G // 3
@@ -320,7 +322,7 @@ def _recurrence_forward(xw, h0, WhT, bh):
     return h, gates, hn
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _recurrence_backward(dh, h, h0, gates, hn, Wh, clip):
     N, T, H = dh.shape
     G = 3 * H

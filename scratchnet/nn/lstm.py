@@ -192,7 +192,7 @@ def lstm_backward(dh, cache, clip=None):
 # As in gru.py: the step's product h_{t-1} Wh by the shared small-product kernel, the gate
 # functions from one exp each.  The forward keeps i, f, g, o, c_t and tanh(c_t) of every step
 # (a few MB) so that the backward recomputes nothing.
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _recurrence_forward(xw, h0, c0, WhT):
     N, T, G = xw.shape
     H = G // 4
@@ -221,7 +221,7 @@ def _recurrence_forward(xw, h0, c0, WhT):
     return h, c, tc, gates
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _recurrence_backward(dh, c, c0, tc, gates, Wh, clip):
     N, T, H = dh.shape
     G = 4 * H
