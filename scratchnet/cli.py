@@ -35,7 +35,8 @@ OBJECTIVES = ("mse", "kl", "is")                         # losses.LOSSES
 OPTIMIZERS = ("sgd", "adagrad", "adadelta", "adam", "lbfgs")  # optimizers.OPTIMIZERS + lbfgs
 BACKENDS = ("fast", "reference")                         # nn.BACKENDS
 WINDOWS = ("hann", "sine", "boxcar")                     # signal.get_window's names
-FEATURES = ("magnitude", "log1p")                        # models.make_config's features
+FEATURES = ("magnitude", "log1p")                        # models.FEATURES
+CELLS = ("relu", "gru", "lstm")                          # models.CELLS
 AUDIO_FORMATS = ("wav", "flac")                          # audio.FORMATS
 
 
@@ -60,7 +61,9 @@ def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="score a separator on MIR-1K with BSS-EVAL")
     p.add_argument("--method", default="drnn", choices=METHODS,
                    help="drnn (shipped model), irm, ibm (oracle masks) or rpca")
-    p.add_argument("--model", default=None, help="path of a trained model (.npz)")
+    p.add_argument("--model", default=None, help="a shipped model's name (scratchnet models) or a trained model's .npz")
+    p.add_argument("--mask-power", type=float, default=None,
+                   help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     _add_data_args(p)
     p.add_argument("--json", default=None, help="write the scores to this JSON file")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
@@ -74,7 +77,9 @@ def _add_separate(sub):
     p.add_argument("-o", "--outdir", default="separated", help="output folder (default ./separated)")
     p.add_argument("--method", default="drnn", choices=METHODS,
                    help="drnn (default) or rpca; irm and ibm need the true sources (evaluate)")
-    p.add_argument("--model", default=None, help="path of a trained model (.npz)")
+    p.add_argument("--model", default=None, help="a shipped model's name (scratchnet models) or a trained model's .npz")
+    p.add_argument("--mask-power", type=float, default=None,
+                   help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     p.add_argument("--format", choices=AUDIO_FORMATS, default=None,
                    help="output format (default: flac for FLAC input, else wav)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -93,7 +98,9 @@ def _add_demo_figure_curves(sub):
     p.add_argument("--data", required=True, help="folder of MIR-1K clips")
     p.add_argument("--clip", required=True, help="clip name, e.g. Ani_1_01")
     p.add_argument("--method", default="drnn", choices=METHODS, help="separator (default drnn)")
-    p.add_argument("--model", default=None, help="path of a trained model (.npz)")
+    p.add_argument("--model", default=None, help="a shipped model's name (scratchnet models) or a trained model's .npz")
+    p.add_argument("--mask-power", type=float, default=None,
+                   help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--title", default=None, help="figure title (default: clip and method)")
     p.set_defaults(func=commands.cmd_figure)
@@ -118,6 +125,10 @@ def _add_train(sub):
     p.add_argument("--hidden", type=int, default=None, help="hidden units (Huang: 1000)")
     p.add_argument("--context", type=int, default=None, help="context frames each side (1 = 3 frames)")
     p.add_argument("--features", default=None, choices=FEATURES, help="network input")
+    p.add_argument("--layers", type=int, default=None, help="hidden layers (Huang: 3)")
+    p.add_argument("--cell", default=None, choices=CELLS, help="recurrent cell (default relu, Huang's)")
+    p.add_argument("--bidirectional", action="store_true", default=None,
+                   help="a second cell reads each sequence backwards (doubles the layer's output)")
     p.add_argument("--n-fft", type=int, default=None, help="STFT frame length (default 1024)")
     p.add_argument("--hop-length", type=int, default=None, help="STFT hop (default 512)")
     p.add_argument("--window", default=None, choices=WINDOWS, help="STFT window (default sine)")
@@ -140,6 +151,8 @@ def _add_train(sub):
                    help="clips held out for validation when the split has none (default 25)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--augment", default=None,
+                   help="remix/pitch/gain augmentation: on, off, or remix=0.5,pitch=0.5,semitones=2,gain_db=3")
     p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="fast (Numba kernels, default) or reference (the readable NumPy code)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -162,6 +175,8 @@ def build_parser():
     _add_separate(sub)
     _add_demo_figure_curves(sub)
     _add_train(sub)
+    p = sub.add_parser("models", help="list the shipped models")
+    p.set_defaults(func=commands.cmd_models)
     return parser
 
 

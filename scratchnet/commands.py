@@ -30,7 +30,7 @@ def cmd_evaluate(args):
     from . import metrics, report
     from .files import write_json
     from .separation import get_separator
-    separator = get_separator(args.method, model=args.model)
+    separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     clips = _clips_for(args)
     results = metrics.evaluate(separator, clips, workers=args.workers, progress=not args.quiet)
     summary = metrics.aggregate(results)
@@ -55,7 +55,7 @@ def cmd_separate(args):
         raise ScratchnetError(f"method {args.method!r} needs the true sources: use it with evaluate")
     for path in args.files:
         audio.info(path)  # every input readable before any work
-    separator = get_separator(args.method, model=args.model)
+    separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     told = []
 
     def on_downmix():
@@ -79,7 +79,7 @@ def cmd_figure(args):
     clips = {c.name: c for c in data.find_clips(args.data)}
     if args.clip not in clips:
         raise ScratchnetError(f"clip {args.clip!r} is not in {args.data!r}")
-    separator = get_separator(args.method, model=args.model)
+    separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     mixture, vocals, accompaniment = data.load_clip(clips[args.clip])
     refs = (vocals, accompaniment) if separator.needs_references else None
     est_v, est_a = separator.separate(mixture, references=refs)
@@ -171,7 +171,8 @@ def cmd_curves(args):
 
 
 #: train's flags that set a model option, and those that set a training option.
-_MODEL_FLAGS = ("arch", "hidden", "context", "features", "n_fft", "hop_length", "window")
+_MODEL_FLAGS = ("arch", "hidden", "layers", "context", "features", "cell", "bidirectional", "n_fft",
+                "hop_length", "window")
 _TRAIN_FLAGS = {"data": "data", "split": "split", "objective": "objective", "gamma": "gamma",
                 "floor": "floor", "optimizer": "optimizer", "lr": "lr", "lr_decay": "lr_decay",
                 "batch_size": "batch_size", "shift_step": "shift_step",
@@ -184,7 +185,7 @@ def train_config(args):
     """A :class:`~scratchnet.training.TrainConfig` from an optional ``--config`` file
     overridden by flags, checked."""
     from .models import make_config
-    from .training import TrainConfig, parse_stages
+    from .training import TrainConfig, parse_augment, parse_stages
     d = read_json(args.config, "training config") if args.config else {}
     if not isinstance(d, dict):
         raise ScratchnetError(f"training config {args.config!r} must be a JSON object")
@@ -200,6 +201,8 @@ def train_config(args):
     for flag, value in (("--seq-len", args.seq_len), ("--epochs", args.epochs)):
         if value is not None and value < 1:
             raise ScratchnetError(f"{flag} {value} must be a positive number")
+    if args.augment is not None:
+        d["augment"] = parse_augment(args.augment)
     if args.curriculum:
         d["stages"] = parse_stages(args.curriculum)
     elif args.seq_len is not None or args.epochs is not None:
@@ -216,6 +219,13 @@ def cmd_train(args):
     from .training import train
     cfg = None if args.resume else train_config(args)
     print(train(cfg, args.out, resume=args.resume, progress=not args.quiet))
+    return 0
+
+
+def cmd_models(args):
+    """One line per shipped model."""
+    from . import pretrained
+    print("\n".join(pretrained.describe()))
     return 0
 
 

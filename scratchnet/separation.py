@@ -18,13 +18,13 @@ import os
 
 import numpy as np
 
-from . import audio
+from . import audio, pretrained
 from .data import stft_options
 from .errors import ScratchnetError
 from .files import new_folder
 from .signal import HOP_LENGTH, SAMPLE_RATE, istft, stft
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(__file__), "pretrained", "drnn.npz")
+DEFAULT_MODEL = pretrained.path_of(None)  # the file of the default shipped model
 METHODS = ("drnn", "irm", "ibm", "rpca")
 
 
@@ -40,9 +40,12 @@ class ModelSeparator:
     """
     needs_references = False
 
-    def __init__(self, model, *, seq_len=None, name="drnn"):
+    def __init__(self, model, *, seq_len=None, name="drnn", mask_power=None):
         self.model, self.seq_len, self.name = model, seq_len, name
         self.stft_kw = stft_options(model.config)  # the STFT the model was trained with
+        self.mask_power = float(model.config.get("mask_power", 1.0) if mask_power is None else mask_power)
+        if not (np.isfinite(self.mask_power) and self.mask_power > 0):
+            raise ScratchnetError(f"mask power {self.mask_power} must be a positive number")
 
     #: Fallback sequence length when a whole-input run overflows: the training length.
     SAFE_SEQ_LEN = 100
@@ -59,6 +62,8 @@ class ModelSeparator:
             if not (np.isfinite(y1).all() and np.isfinite(y2).all()):
                 raise ScratchnetError(f"model {self.name!r} gives non-finite output even on "
                                       f"{self.SAFE_SEQ_LEN}-frame sequences: it diverged in training")
+        if self.mask_power != 1.0:
+            y1, y2 = sharpen(y1, y2, X, self.mask_power)
         # The masks are applied to the mixture's complex STFT: y / |X| times S keeps its phase.
         scale = np.where(X > 0, 1.0 / np.maximum(X, 1e-30), 0.0)
         kw = dict(self.stft_kw, length=mixture.shape[0])
@@ -67,22 +72,37 @@ class ModelSeparator:
         return vocals, accompaniment
 
 
-def load_model_separator(path=None, *, seq_len="auto"):
-    """The shipped DRNN (``path=None``) or any saved model as a :class:`ModelSeparator`."""
+def sharpen(y1, y2, X, power):
+    """A power mask from two estimates: ``y_i <- y_i^p / (y1^p + y2^p) X``.
+
+    p = 1 gives the estimates' own ratio mask back; p = 2 is Wiener-like (the ratio of
+    powers), sharper: more of each bin goes to the source that dominates it.
+    """
+    p1, p2 = np.power(y1, power), np.power(y2, power)
+    s = p1 + p2
+    g1 = np.divide(p1, s, out=np.zeros_like(s), where=s > 0)
+    return g1 * X, (1 - g1) * X * (s > 0)
+
+
+def load_model_separator(path=None, *, seq_len="auto", mask_power=None):
+    """A shipped model by name (``path=None``: the default one) or any saved model, as a
+    :class:`ModelSeparator`."""
     from .models import load_model
-    path = path or DEFAULT_MODEL
+    path = pretrained.path_of(path)
     model = load_model(path)
     if seq_len == "auto":
         seq_len = model.config.get("inference_seq_len")
-    return ModelSeparator(model, seq_len=seq_len,
-                          name="drnn" if path == DEFAULT_MODEL else os.path.basename(path))
+    name = pretrained.name_of(path)
+    return ModelSeparator(model, seq_len=seq_len, mask_power=mask_power,
+                          name=("drnn" if name == pretrained.DEFAULT else name) if name else os.path.basename(path))
 
 
-def get_separator(method, *, model=None):
-    """A separator by name: ``drnn`` (the shipped model, or ``model`` = path), ``irm``, ``ibm``, ``rpca``."""
+def get_separator(method, *, model=None, mask_power=None):
+    """A separator by name: ``drnn`` (the default shipped model, or ``model`` = a shipped model's
+    name or a path), ``irm``, ``ibm``, ``rpca``."""
     from .baselines import SEPARATORS
     if model is not None or method == "drnn":
-        return load_model_separator(model)
+        return load_model_separator(model, mask_power=mask_power)
     if method not in SEPARATORS:
         raise ScratchnetError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     return SEPARATORS[method]()

@@ -154,6 +154,9 @@ def test_fixed_choices_are_those_of_the_modules():
         assert get_window(window, 16).shape == (16,)
     for features in cli.FEATURES:
         make_config(features=features)
+    from scratchnet import models
+    assert cli.FEATURES == models.FEATURES
+    assert cli.CELLS == models.config.CELLS
     with pytest.raises(Exception, match="bogus"):
         get_window("bogus", 16)
     with pytest.raises(Exception, match="bogus"):
@@ -200,3 +203,27 @@ def test_train_with_its_own_stft_then_separate_and_evaluate(fake_mir1k, tmp_path
                    "--workers", "1", "-q", "--json", str(tmp_path / "s.json"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "s.json").read_text())["clips"] == 1
+
+
+def test_gated_bidirectional_training_with_augmentation_then_shipped_names(fake_mir1k, tmp_path):
+    """--cell/--bidirectional/--augment reach the run's config; models are chosen by name."""
+    run = tmp_path / "run"
+    proc = run_cli("train", "--data", fake_mir1k, "--out", str(run), "--model", "srnn", "--layers", "2",
+                   "--hidden", "6", "--cell", "gru", "--bidirectional", "--augment", "remix=1,pitch=1",
+                   "--seq-len", "10", "--epochs", "1", "--max-batches", "2", "--batch-size", "2",
+                   "--valid-clips", "1", "--workers", "1", "-q")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["cell"] == "gru" and saved["model"]["bidirectional"] is True
+    assert saved["augment"] == {"remix": 1.0, "pitch": 1.0}
+    proc = run_cli("evaluate", "--model", str(run / "best.npz"), "--data", fake_mir1k, "--limit", "1",
+                   "--workers", "1", "-q", "--mask-power", "2")
+    assert proc.returncode == 0, proc.stderr
+    listing = run_cli("models")
+    assert listing.returncode == 0 and listing.stdout.startswith("drnn2 (default)")
+    proc = run_cli("evaluate", "--model", "drnn2", "--data", fake_mir1k, "--limit", "1", "--workers", "1", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert_one_line_error(run_cli("evaluate", "--model", "drnn9", "--data", fake_mir1k, "-q"),
+                          "unknown model 'drnn9'", "scratchnet models")
+    assert_one_line_error(run_cli("train", "--data", fake_mir1k, "--out", str(tmp_path / "r2"),
+                                  "--augment", "remix=2"), "remix=2.0")

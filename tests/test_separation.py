@@ -157,3 +157,19 @@ def test_the_package_separates_a_single_sample():
     for sr in (16000, 44100):
         v, a = scratchnet.separate(np.zeros(1), sr)
         assert v.shape == a.shape == (1,)
+
+
+def test_power_mask_keeps_the_sum_and_sharpens():
+    from scratchnet.separation import sharpen
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (20, 7))
+    g = rng.uniform(0, 1, X.shape)
+    y1, y2 = g * X, (1 - g) * X
+    same = sharpen(y1, y2, X, 1.0)
+    np.testing.assert_allclose(same[0], y1, atol=1e-12)
+    s1, s2 = sharpen(y1, y2, X, 2.0)
+    np.testing.assert_allclose(s1 + s2, X, atol=1e-12)
+    dominant = g > 0.5
+    assert np.all(s1[dominant] >= y1[dominant] - 1e-12) and np.all(s1[~dominant] <= y1[~dominant] + 1e-12)
+    z1, z2 = sharpen(np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 3)), 2.0)  # silence stays silent
+    assert not z1.any() and not z2.any()

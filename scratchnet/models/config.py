@@ -50,7 +50,7 @@ DEFAULTS = {
     "conv_filters": [512, 256, 128], "conv_kernel": 3, "pool_size": 3, "pool_stride": 1,
     "dense": [1024, 128, 256, 512], "rnn": [256, 256, 256],
     "n_fft": N_FFT, "hop_length": HOP_LENGTH, "window": WINDOW, "seed": 0, "dtype": "float32",
-    "inference_seq_len": None, "cell": "relu", "bidirectional": False,
+    "inference_seq_len": None, "cell": "relu", "bidirectional": False, "mask_power": 1.0,
 }
 
 

@@ -28,10 +28,10 @@ sweep      grids of runs, each a ``scratchnet train`` + ``scratchnet evaluate`` 
 ========== =================================================================================
 """
 from .config import (BACKENDS, BatchLBFGS, TrainConfig, TrainingDiverged, load_config,
-                     make_loss, make_optimizer, parse_stages, save_config)
+                     make_augment, make_loss, make_optimizer, parse_augment, parse_stages, save_config)
 from .loop import train
 from .prepare import feature_stats, prepare, split_clips, validate
 
 __all__ = ["BACKENDS", "BatchLBFGS", "TrainConfig", "TrainingDiverged", "feature_stats",
-           "load_config", "make_loss", "make_optimizer", "parse_stages", "prepare",
+           "load_config", "make_augment", "make_loss", "make_optimizer", "parse_augment", "parse_stages", "prepare",
            "save_config", "split_clips", "train", "validate"]

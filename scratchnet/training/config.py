@@ -52,6 +52,7 @@ class TrainConfig:
     init_from: str = ""
     lbfgs_iters: int = 10          # with optimizer "lbfgs": iterations on each batch
     backend: str = "fast"          # "fast" (Numba kernels) or "reference" (readable NumPy)
+    augment: dict = dataclasses.field(default_factory=dict)  # scratchnet.augment.Augment options; {} = off
 
     @classmethod
     def from_dict(cls, d):
@@ -83,6 +84,7 @@ class TrainConfig:
                 raise ScratchnetError(f"{name}={getattr(self, name)} must not be negative")
         make_loss(self)
         make_optimizer(self)  # a bad learning rate or optimizer option
+        make_augment(self)
         return self
 
 
@@ -143,6 +145,35 @@ class BatchLBFGS:
 
     def load_state_dict(self, d):
         pass
+
+
+def make_augment(cfg):
+    """The :class:`scratchnet.augment.Augment` a config asks for, or None (``augment: {}``)."""
+    from ..augment import Augment
+    if not cfg.augment:
+        return None
+    if not isinstance(cfg.augment, dict):
+        raise ScratchnetError(f"augment={cfg.augment!r} must be a dict of options (remix, pitch, ...)")
+    try:
+        return Augment(**cfg.augment)
+    except TypeError as e:
+        raise ScratchnetError(f"bad augment option: {e}") from None
+
+
+def parse_augment(text):
+    """``"remix=0.5,pitch=0.5,semitones=2,gain_db=3"`` -> dict; ``"on"`` -> the defaults; ``"off"`` -> {}."""
+    import dataclasses as dc
+
+    from ..augment import Augment
+    if text in ("off", "none", ""):
+        return {}
+    if text in ("on", "default"):
+        return {f.name: f.default for f in dc.fields(Augment)}
+    try:
+        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise ScratchnetError(f"--augment {text!r} must look like remix=0.5,pitch=0.5,semitones=2,gain_db=3 "
+                              "(or on / off)") from None
 
 
 def make_optimizer(cfg):

@@ -23,7 +23,7 @@ from .. import data
 from ..files import new_folder
 from ..nn import use_backend
 from .checkpoint import RunFolder, restore
-from .config import BatchLBFGS, TrainingDiverged, make_loss, make_optimizer
+from .config import BatchLBFGS, TrainingDiverged, make_augment, make_loss, make_optimizer
 from .prepare import check_stages, load_training_data, split_clips, validate
 
 
@@ -100,7 +100,7 @@ def run_stage(run):
     cfg, state = run.cfg, run.state
     seq_len, n_epochs, *cap = cfg.stages[state["stage"]]  # [seq_len, epochs(, max batches)]
     stream = data.SequenceStream(run.sources, seq_len=seq_len, batch_size=cfg.batch_size,
-                                 shift_step=cfg.shift_step, seed=cfg.seed,
+                                 shift_step=cfg.shift_step, seed=cfg.seed, augment=make_augment(cfg),
                                  **data.stft_options(run.model.config))
     n_batches = stream.batches_per_epoch()
     cap = cap[0] if cap else cfg.max_batches_per_epoch
