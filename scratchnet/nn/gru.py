@@ -296,6 +296,8 @@ def _tanh_scalar(a, one):
     return t if a >= 0 else -t
 
 
+# The loops over the units run one equation each, on rows of a few arrays: LLVM vectorises
+# them (a loop that writes many arrays at once needs more overlap checks than it will make).
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _recurrence_forward(xw, h0, WhT, bh):
     N, T, G = xw.shape
@@ -311,14 +313,16 @@ def _recurrence_forward(xw, h0, WhT, bh):
             hw[n] = bh
         _accumulate_dots(prev, WhT, hw)  # N,3H: h_{t-1} Wh + bh
         for n in range(N):
-            for j in range(H):
-                r = _sigmoid_scalar(xw[n, t, j] + hw[n, j], one)
-                z = _sigmoid_scalar(xw[n, t, H + j] + hw[n, H + j], one)
-                c = _tanh_scalar(xw[n, t, 2 * H + j] + r * hw[n, 2 * H + j], one)
-                prev[n, j] = (one - z) * c + z * prev[n, j]
-                h[n, t, j] = prev[n, j]
-                gates[n, t, j], gates[n, t, H + j], gates[n, t, 2 * H + j] = r, z, c
-                hn[n, t, j] = hw[n, 2 * H + j]
+            x_n, hw_n, g_n, p_n = xw[n, t], hw[n], gates[n, t], prev[n]
+            for j in range(2 * H):  # r and z
+                g_n[j] = _sigmoid_scalar(x_n[j] + hw_n[j], one)
+            for j in range(H):  # the candidate n, through the reset gate
+                g_n[2 * H + j] = _tanh_scalar(x_n[2 * H + j] + g_n[j] * hw_n[2 * H + j], one)
+            for j in range(H):  # h_t = (1 - z) n + z h_{t-1}
+                z, c = g_n[H + j], g_n[2 * H + j]
+                p_n[j] = (one - z) * c + z * p_n[j]
+            h[n, t] = p_n
+            hn[n, t] = hw_n[2 * H:]
     return h, gates, hn
 
 
@@ -327,31 +331,38 @@ def _recurrence_backward(dh, h, h0, gates, hn, Wh, clip):
     N, T, H = dh.shape
     G = 3 * H
     zero, one = dh.dtype.type(0), dh.dtype.type(1)
-    c = dh.dtype.type(clip)
-    clipping = c > zero and c < np.inf  # convention: clip <= 0 or inf means no clipping
+    lim = dh.dtype.type(clip)
+    clipping = lim > zero and lim < np.inf  # convention: clip <= 0 or inf means no clipping
     dxw = np.empty((N, T, G), dh.dtype)  # gradient on x_t Wx + bx
     dhw = np.empty((N, T, G), dh.dtype)  # gradient on h_{t-1} Wh + bh
     step = np.empty((N, G), dh.dtype)  # dhw_t, contiguous for the product
     carry = np.zeros((N, H), dh.dtype)  # dL/dh_t arriving from step t+1: none after T-1
     for t in range(T - 1, -1, -1):
         for n in range(N):
-            for j in range(H):
-                g = dh[n, t, j] + carry[n, j]  # total gradient on h_t
-                prev = h[n, t - 1, j] if t > 0 else h0[n, j]
-                r, z, cand = gates[n, t, j], gates[n, t, H + j], gates[n, t, 2 * H + j]
-                da_n = g * (one - z) * (one - cand * cand)
-                da_z = g * (prev - cand) * z * (one - z)
-                da_r = da_n * hn[n, t, j] * r * (one - r)
-                dxw[n, t, j], dxw[n, t, H + j], dxw[n, t, 2 * H + j] = da_r, da_z, da_n
-                step[n, j], step[n, H + j], step[n, 2 * H + j] = da_r, da_z, da_n * r
-                carry[n, j] = g * z  # the direct path h_{t-1} -> h_t
+            g_n, c_n, hn_n, dx_n, s_n = gates[n, t], carry[n], hn[n, t], dxw[n, t], step[n]
+            prev_n = h[n, t - 1] if t > 0 else h0[n]
+            for j in range(H):  # total gradient on h_t: from above, and carried from t+1
+                c_n[j] += dh[n, t, j]
+            for j in range(H):  # through the candidate's tanh and the update gate
+                z, cand = g_n[H + j], g_n[2 * H + j]
+                dx_n[2 * H + j] = c_n[j] * (one - z) * (one - cand * cand)
+                dx_n[H + j] = c_n[j] * (prev_n[j] - cand) * z * (one - z)
+            for j in range(H):  # through the reset gate
+                r = g_n[j]
+                dx_n[j] = dx_n[2 * H + j] * hn_n[j] * r * (one - r)
+            for j in range(2 * H):  # dhw_t: r and z blocks as dxw_t ...
+                s_n[j] = dx_n[j]
+            for j in range(H):  # ... the candidate's scaled by r
+                s_n[2 * H + j] = dx_n[2 * H + j] * g_n[j]
+            for j in range(H):  # the direct path h_{t-1} -> h_t
+                c_n[j] *= g_n[H + j]
         _accumulate_dots(step, Wh, carry)  # N,H: plus dhw_t Wh^T, the path through the gates
         for n in range(N):
             dhw[n, t] = step[n]
         if clipping:
             for n in range(N):
                 for j in range(H):
-                    carry[n, j] = min(max(carry[n, j], -c), c)
+                    carry[n, j] = min(max(carry[n, j], -lim), lim)
     return dxw, dhw, carry
 
 

@@ -207,17 +207,23 @@ def _recurrence_forward(xw, h0, c0, WhT):
         for n in range(N):
             a[n] = xw[n, t]
         _accumulate_dots(prev_h, WhT, a)  # N,4H: x_t Wx + b + h_{t-1} Wh
-        for n in range(N):
+        for n in range(N):  # one loop per equation, as in gru.py
+            a_n, pc_n, ph_n, tc_n = a[n], prev_c[n], prev_h[n], tc[n, t]
+            for j in range(2 * H):  # i and f
+                a_n[j] = _sigmoid_scalar(a_n[j], one)
+            for j in range(2 * H, 3 * H):  # g
+                a_n[j] = _tanh_scalar(a_n[j], one)
+            for j in range(3 * H, 4 * H):  # o
+                a_n[j] = _sigmoid_scalar(a_n[j], one)
+            for j in range(H):  # c_t = f c_{t-1} + i g
+                pc_n[j] = a_n[H + j] * pc_n[j] + a_n[j] * a_n[2 * H + j]
             for j in range(H):
-                i = _sigmoid_scalar(a[n, j], one)
-                f = _sigmoid_scalar(a[n, H + j], one)
-                g = _tanh_scalar(a[n, 2 * H + j], one)
-                o = _sigmoid_scalar(a[n, 3 * H + j], one)
-                prev_c[n, j] = f * prev_c[n, j] + i * g
-                t_c = _tanh_scalar(prev_c[n, j], one)
-                prev_h[n, j] = o * t_c
-                h[n, t, j], c[n, t, j], tc[n, t, j] = prev_h[n, j], prev_c[n, j], t_c
-                gates[n, t, j], gates[n, t, H + j], gates[n, t, 2 * H + j], gates[n, t, 3 * H + j] = i, f, g, o
+                tc_n[j] = _tanh_scalar(pc_n[j], one)
+            for j in range(H):  # h_t = o tanh(c_t)
+                ph_n[j] = a_n[3 * H + j] * tc_n[j]
+            gates[n, t] = a_n
+            c[n, t] = pc_n
+            h[n, t] = ph_n
     return h, c, tc, gates
 
 
@@ -234,18 +240,21 @@ def _recurrence_backward(dh, c, c0, tc, gates, Wh, clip):
     carry_c = np.zeros((N, H), dh.dtype)
     for t in range(T - 1, -1, -1):
         for n in range(N):
-            for j in range(H):
-                gh = dh[n, t, j] + carry_h[n, j]  # total gradient on h_t
-                i, f, g, o = gates[n, t, j], gates[n, t, H + j], gates[n, t, 2 * H + j], gates[n, t, 3 * H + j]
-                t_c = tc[n, t, j]
-                gc = carry_c[n, j] + gh * o * (one - t_c * t_c)  # total gradient on c_t
-                prev_c = c[n, t - 1, j] if t > 0 else c0[n, j]
-                step[n, j] = gc * g * i * (one - i)
-                step[n, H + j] = gc * prev_c * f * (one - f)
-                step[n, 2 * H + j] = gc * i * (one - g * g)
-                step[n, 3 * H + j] = gh * t_c * o * (one - o)
-                carry_c[n, j] = gc * f  # to c_{t-1}
-                carry_h[n, j] = zero
+            g_n, tc_n, s_n, ch_n, cc_n = gates[n, t], tc[n, t], step[n], carry_h[n], carry_c[n]
+            pc_n = c[n, t - 1] if t > 0 else c0[n]
+            for j in range(H):  # total gradient on h_t: from above, and carried from t+1
+                ch_n[j] += dh[n, t, j]
+            for j in range(H):  # total gradient on c_t: carried, and through h_t
+                cc_n[j] += ch_n[j] * g_n[3 * H + j] * (one - tc_n[j] * tc_n[j])
+            for j in range(H):  # through each gate's squashing function
+                i, f, g, o = g_n[j], g_n[H + j], g_n[2 * H + j], g_n[3 * H + j]
+                s_n[j] = cc_n[j] * g * i * (one - i)
+                s_n[H + j] = cc_n[j] * pc_n[j] * f * (one - f)
+                s_n[2 * H + j] = cc_n[j] * i * (one - g * g)
+                s_n[3 * H + j] = ch_n[j] * tc_n[j] * o * (one - o)
+            for j in range(H):  # to c_{t-1}; h_{t-1} gets da_t Wh^T below
+                cc_n[j] *= g_n[H + j]
+                ch_n[j] = zero
         _accumulate_dots(step, Wh, carry_h)  # N,H: da_t Wh^T, to h_{t-1}
         for n in range(N):
             da[n, t] = step[n]
