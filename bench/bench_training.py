@@ -1,8 +1,8 @@
 """Training throughput of scratchnet against the same network in PyTorch, on the CPU.
 
-For each case (DRNN-2 with hidden 1000 or 150, the hybrid) and each thread count, two worker
-processes are started, one per implementation, each with its BLAS/OpenMP thread count set
-before NumPy or torch loads.  They then take turns (ours, torch, ours, torch, ...): each turn
+For each case (DRNN-2 with hidden 1000 or 150, the hybrid, one GRU or LSTM layer of 256 or
+512 units) and each thread count, two worker processes are started, one per implementation,
+each with its BLAS/OpenMP thread count set before NumPy or torch loads.  They then take turns (ours, torch, ours, torch, ...): each turn
 times ``--steps`` training steps (forward + backward + Adam step) on one batch of 10
 sequences x 100 frames x 513 bins.  The table gives the median frames per second of each and
 the median of the per-turn ratios ours / torch (> 1: scratchnet is faster), and is appended
@@ -10,6 +10,7 @@ to bench/RESULTS.md.
 
     python bench/bench_training.py                       # all cases, 1 and 2 threads
     python bench/bench_training.py --case drnn2-1000 --threads 1 --repeats 7
+    python bench/bench_training.py --case gru-256 gru-512 lstm-256 lstm-512 --threads 1
 """
 import argparse
 import os
