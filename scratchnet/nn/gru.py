@@ -437,7 +437,8 @@ def recurrence_backward(dh, h, h0, gates, hn, Wh, clip=0.0):
     clip = 0.0 if clip is None else float(clip)
     as_dtype = lambda v: np.ascontiguousarray(v, dtype=dtype)  # noqa: E731
     # Wh as it is: its rows are the rows of Wh^T's columns, what dhw_t Wh^T dots with
-    return _recurrence_backward(as_dtype(dh), as_dtype(h), h0, as_dtype(gates), as_dtype(hn), as_dtype(Wh), clip)
+    return _recurrence_backward(as_dtype(dh), as_dtype(h), h0, as_dtype(gates), as_dtype(hn), as_dtype(Wh),
+                                clip)
 
 
 # --------------------------------------------------------------------------- 4. fast sequence pair

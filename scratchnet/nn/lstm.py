@@ -30,8 +30,9 @@ an LSTM carries a gradient over many steps.  Forgetting either carry breaks BPTT
 
 The file reads top to bottom as rnn.py and gru.py do: the step pair, the readable sequence
 pair built from it, the recurrence kernels (the loop over time in Numba, beside its NumPy
-twin; the small product of a step is the GRU's :func:`scratchnet.nn.gru._accumulate_dots`),
-and the fast sequence pair with the same signature.
+twin), and the fast sequence pair with the same signature.  The mechanisms the two gated
+cells share live once, in gru.py: the small product of a step (``_accumulate_dots``), the
+gate functions of the kernels, the clip check.
 """
 import numpy as np
 from numba import njit
@@ -190,8 +191,8 @@ def lstm_backward(dh, cache, clip=None):
 
 # --------------------------------------------------------------------------- 3. recurrence kernels
 # As in gru.py: the step's product h_{t-1} Wh by the shared small-product kernel, the gate
-# functions from one exp each.  The forward keeps i, f, g, o, c_t and tanh(c_t) of every step
-# (a few MB) so that the backward recomputes nothing.
+# functions from one exp each, one loop per equation.  The forward keeps i, f, g, o, c_t and
+# tanh(c_t) of every step (a few MB) so that the backward recomputes nothing.
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _recurrence_forward(xw, h0, c0, WhT):
     N, T, G = xw.shape
@@ -330,7 +331,8 @@ def recurrence_backward(dh, c, c0, tc, gates, Wh, clip=0.0):
     c0 = np.zeros((N, H), dtype) if c0 is None else np.ascontiguousarray(c0, dtype=dtype)
     clip = 0.0 if clip is None else float(clip)
     as_dtype = lambda v: np.ascontiguousarray(v, dtype=dtype)  # noqa: E731
-    return _recurrence_backward(as_dtype(dh), as_dtype(c), c0, as_dtype(tc), as_dtype(gates), as_dtype(Wh), clip)
+    return _recurrence_backward(as_dtype(dh), as_dtype(c), c0, as_dtype(tc), as_dtype(gates), as_dtype(Wh),
+                                clip)
 
 
 # --------------------------------------------------------------------------- 4. fast sequence pair
