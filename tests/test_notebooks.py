@@ -21,7 +21,9 @@ pytest.importorskip("ipykernel")
 
 NOTEBOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
 #: notebook -> how many figures (PNG outputs) it draws
-NOTEBOOKS = {"01_stft_and_masks.ipynb": 4, "02_bptt_by_hand.ipynb": 3, "03_train_a_separator.ipynb": 3}
+NOTEBOOKS = {"00_drnn_on_one_page.ipynb": 2, "01_stft_and_masks.ipynb": 4, "02_bptt_by_hand.ipynb": 3,
+             "02b_truncated_bptt.ipynb": 4, "03_train_a_separator.ipynb": 3, "04_mask_and_objectives.ipynb": 3,
+             "05_conv_and_pool_backward.ipynb": 2, "06_what_the_network_learns.ipynb": 4}
 CELL_TIMEOUT = 300   # seconds per cell; the fast setting needs a few
 MAX_BYTES = 1_500_000
 
@@ -64,7 +66,8 @@ def test_notebook_runs_fast_on_synthetic_data(name, tmp_path, fast_env):
 
 @pytest.mark.slow
 @pytest.mark.data
-@pytest.mark.parametrize("name", ["01_stft_and_masks.ipynb", "03_train_a_separator.ipynb"])
+@pytest.mark.parametrize("name", ["01_stft_and_masks.ipynb", "03_train_a_separator.ipynb",
+                                  "06_what_the_network_learns.ipynb"])
 def test_notebook_runs_fast_on_mir1k(name, tmp_path, fast_env, mir1k_dir, monkeypatch):
     monkeypatch.setenv("SCRATCHNET_DATA", mir1k_dir)
     nb = run_notebook(name, tmp_path)
@@ -87,3 +90,23 @@ def test_committed_notebook_is_executed_with_figures_and_no_audio(name):
             assert "<audio" not in str(payload), f"{name} embeds an HTML audio player"
             if mime == "image/png":
                 assert base64.b64decode(payload)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_pins_blas_before_numpy_and_has_a_fast_setting(name):
+    """One BLAS thread, set before NumPy loads (10x slower unpinned on a busy machine)."""
+    nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert code.index('os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")') < code.index("import numpy")
+    assert "SCRATCHNET_NOTEBOOK_FAST" in code
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_every_axis_is_labelled(name):
+    """Every cell that draws a figure sets x and y labels (a drawing with its axes off, and the
+    package's five-panel figure, which labels its own, excepted)."""
+    nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
+    for cell in nb.cells:
+        if (cell.cell_type == "code" and "plt.show()" in cell.source and 'axis("off")' not in cell.source
+                and "five_panel(" not in cell.source):
+            assert "xlabel" in cell.source and "ylabel" in cell.source, f"{name}: a figure without axis labels"
