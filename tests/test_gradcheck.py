@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from scratchnet import gradcheck
+from scratchnet.gradcheck.__main__ import main
 
 
 def test_only_selects_groups_and_every_row_passes(capsys):
-    assert gradcheck.main(["--only", "rnn,mask"]) == 0
+    assert main(["--only", "rnn,mask"]) == 0
     out = capsys.readouterr().out
     assert "PASS below 1e-06" in out
     rows = [ln for ln in out.splitlines() if ln.rstrip().endswith(("PASS", "FAIL"))]
@@ -27,7 +28,7 @@ def test_a_planted_bug_fails_its_row_and_the_exit_status(monkeypatch, capsys):
         dz = dnext_h  # BUG: the ReLU's mask is missing
         return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=0)
     monkeypatch.setattr(rnn, "rnn_step_backward", no_relu)
-    assert gradcheck.main(["--only", "rnn"]) == 1
+    assert main(["--only", "rnn"]) == 1
     out = capsys.readouterr().out
     fails = [ln for ln in out.splitlines() if ln.rstrip().endswith("FAIL")]
     assert fails and all(ln.startswith(("rnn step", "rnn BPTT (steps)")) for ln in fails), out

@@ -1,192 +1,14 @@
-"""Finite-difference gradient checks: the proof that a hand-written backward pass is right.
+"""The gradient table: every layer, objective and model of scratchnet against finite differences.
 
-Every backward pass in scratchnet is compared, in float64, with the centred difference
-
-    df/dx[i] ~ (f(x + h e_i) - f(x - h e_i)) / 2h,
-
-whose error is O(h^2) for a smooth f.  A layer with an array output ``out`` is checked
-against an upstream gradient ``dout`` by differencing the scalar ``sum(out * dout)``, the
-quantity whose gradient the backward pass computes.  The result is a single relative error
-that a learner can read: about 1e-10 or smaller for a correct pass in float64, 1e-2 or more
-for a wrong one.
-
-Examples
---------
->>> rng = np.random.default_rng(0)
->>> x = rng.standard_normal((3, 4))
->>> dout = rng.standard_normal((3, 4))
->>> num = numerical_gradient(lambda: np.tanh(x), x, dout)
->>> rel_error(num, dout * (1 - np.tanh(x) ** 2)) < 1e-8
-True
+Each group of rows (:data:`GROUPS`) is one function of its own random stream, so that checking
+some groups (``--only rnn,mask``) gives the same rows as checking all.  A gradient passes when
+its relative error is below :data:`THRESHOLD`.
 """
 import numpy as np
 
-from .errors import ScratchnetError
+from ..errors import ScratchnetError
+from . import check_gradients, numerical_gradient, rel_error
 
-
-def _difference(f, x, idx, dout, h):
-    """Centred difference of f (scalar, or summed against ``dout``) along entry ``idx`` of x."""
-    old = x[idx]
-    x[idx] = old + h
-    fp = _copy_output(f())
-    x[idx] = old - h
-    fm = _copy_output(f())
-    x[idx] = old  # restore: the caller's array is unchanged afterwards
-    if dout is None:
-        return (float(fp) - float(fm)) / (2 * h)
-    if isinstance(dout, (tuple, list)):  # several outputs, one upstream gradient each
-        return sum(np.sum((p - m) * d) for p, m, d in zip(fp, fm, dout)) / (2 * h)
-    return np.sum((fp - fm) * dout) / (2 * h)
-
-
-def _copy_output(out):
-    # copy: f may return a view of a buffer that the next call overwrites
-    if isinstance(out, (tuple, list)):
-        return tuple(np.array(o, dtype=np.float64) for o in out)
-    return np.array(out, dtype=np.float64)
-
-
-def numerical_gradient(f, x, dout=None, h=1e-5):
-    """Centred finite-difference gradient of ``f`` with respect to the array ``x``.
-
-    Parameters
-    ----------
-    f : callable
-        Takes no arguments and reads ``x`` (it closes over it).  Returns a scalar when
-        ``dout`` is None, otherwise an array shaped like ``dout`` (or a tuple of arrays when
-        ``dout`` is a tuple, for a layer with several outputs).
-    x : ndarray
-        Perturbed IN PLACE, one entry at a time, and restored; use float64.
-    dout : ndarray or tuple of ndarray, optional
-        Upstream gradient of the output(s).
-    h : float
-        Step size.
-
-    Returns
-    -------
-    grad : ndarray, shape like x
-
-    Notes
-    -----
-    ``grad[i] = sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2 h)``, with ``dout = 1`` for a
-    scalar ``f``.  Costs two calls of ``f`` per entry of ``x``.
-    """
-    if not isinstance(x, np.ndarray) or not x.flags.writeable:
-        raise ScratchnetError(
-            f"numerical_gradient needs a writable ndarray to perturb, got {type(x).__name__}")
-    grad = np.zeros(x.shape, dtype=np.float64)
-    for idx in np.ndindex(*x.shape):
-        grad[idx] = _difference(f, x, idx, dout, h)
-    return grad.astype(x.dtype, copy=False)
-
-
-def rel_error(a, b):
-    """Relative error ``||a - b|| / (||a|| + ||b||)`` of two arrays, in [0, 1].
-
-    Notes
-    -----
-    CS231n uses the elementwise ``max(|a - b| / max(|a| + |b|, 1e-8))``.  That figure is
-    dominated by entries where both gradients are nearly zero: two values of 1e-12 that differ
-    by round-off give an error near 1 although the gradient is right.  The norm-based ratio
-    weighs each entry by its size, so it reads as "how many digits of the whole gradient
-    agree".  The denominator is floored at 1e-300 so that two zero arrays give 0, not NaN.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ScratchnetError(f"rel_error of arrays with shapes {a.shape} and {b.shape}")
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
-
-
-def check_gradients(loss_fn, params, grads, h=1e-5, max_checks=None, seed=0):
-    """Compare analytic gradients with finite differences, tensor by tensor.
-
-    Parameters
-    ----------
-    loss_fn : callable
-        ``loss_fn() -> float``; reads the arrays in ``params``, which are perturbed in place.
-    params : dict of str -> ndarray
-        The tensors to check (float64, writable).
-    grads : dict of str -> ndarray
-        Analytic gradient of the loss for every name in ``params``, same shapes.
-    h : float
-        Finite-difference step.
-    max_checks : int, optional
-        Check only this many randomly chosen entries per tensor (for big tensors); the
-        relative error is then that of those entries.  None checks every entry.
-    seed : int
-        Seeds the choice of entries.
-
-    Returns
-    -------
-    errors : dict of str -> float
-        :func:`rel_error` of the numerical and the analytic gradient for every name.
-
-    Examples
-    --------
-    >>> w = np.array([1.0, -2.0, 3.0])
-    >>> check_gradients(lambda: float(np.sum(w ** 3)), {"w": w}, {"w": 3 * w ** 2})["w"] < 1e-9
-    True
-    """
-    if max_checks is not None and (int(max_checks) != max_checks or max_checks < 1):
-        raise ScratchnetError(f"{max_checks=} must be a positive integer or None")
-    rng = np.random.default_rng(seed)
-    errors = {}
-    for name, x in params.items():
-        if name not in grads:
-            raise ScratchnetError(f"no analytic gradient for parameter {name!r}")
-        g = np.asarray(grads[name])
-        if g.shape != x.shape:
-            raise ScratchnetError(f"gradient of {name!r} has shape {g.shape}, parameter has {x.shape}")
-        if max_checks is None or max_checks >= x.size:
-            errors[name] = rel_error(numerical_gradient(loss_fn, x, h=h), g)
-            continue
-        flat = rng.choice(x.size, size=int(max_checks), replace=False)
-        idxs = [np.unravel_index(i, x.shape) for i in flat]
-        num = np.array([_difference(loss_fn, x, idx, None, h) for idx in idxs])
-        errors[name] = rel_error(num, np.array([g[idx] for idx in idxs]))
-    return errors
-
-
-def format_table(rows, threshold=None):
-    """Format ``(what, tensor, rel_error)`` rows as an aligned, readable table.
-
-    With ``threshold`` a last column says PASS (error below it) or FAIL; a NaN error fails.
-
-    Examples
-    --------
-    >>> print(format_table([("affine", "dw", 3.2e-11), ("rnn", "dWh", 1.1e-9)]))
-    what    tensor  rel. error
-    ------  ------  ----------
-    affine  dw        3.20e-11
-    rnn     dWh       1.10e-09
-    >>> print(format_table([("rnn", "dWh", 1.1e-9), ("rnn", "db", 0.3)], threshold=1e-6))
-    what  tensor  rel. error  < 1e-06
-    ----  ------  ----------  -------
-    rnn   dWh       1.10e-09  PASS
-    rnn   db        3.00e-01  FAIL
-    """
-    header = ("what", "tensor", "rel. error")
-    body = [(str(w), str(t), f"{float(e):.2e}") for w, t, e in rows]
-    if threshold is not None:
-        header += (f"< {threshold:.0e}",)
-        body = [r + (verdict(float(e), threshold),) for r, (_, _, e) in zip(body, rows)]
-    n = len(header)
-    widths = [max(len(r[i]) for r in [header] + body) for i in range(n)]
-    align = ["<", "<", ">", "<"]
-
-    def line(cells):
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
-    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in body])
-
-
-def verdict(error, threshold):
-    """``"PASS"`` when ``error < threshold`` (a NaN error fails), else ``"FAIL"``."""
-    return "PASS" if error < threshold else "FAIL"
-
-
-# --------------------------------------------------------------------------- the full table
-#: a gradient of the table passes when its relative error is below this (float64, h = 1e-6):
 #: a right gradient gives 1e-8 or less, a wrong one 1e-3 or more, so the gap is wide
 THRESHOLD = 1e-6
 
@@ -207,7 +29,7 @@ def _away(rng, shape):
 
 
 def _affine_rows(rng):
-    from .nn import affine
+    from ..nn import affine
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
     out, c = affine.affine_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
@@ -217,7 +39,7 @@ def _affine_rows(rng):
 
 
 def _activations_rows(rng):
-    from .nn import activations as A
+    from ..nn import activations as A
     rows = []
     for name in ("relu", "tanh", "sigmoid"):
         fwd, bwd = getattr(A, f"{name}_forward"), getattr(A, f"{name}_backward")
@@ -229,7 +51,7 @@ def _activations_rows(rng):
 
 
 def _context_rows(rng):
-    from .nn import context
+    from ..nn import context
     x = rng.standard_normal((2, 5, 3))
     out, c = context.context_forward(x, 1)
     dout = rng.standard_normal(out.shape)
@@ -238,7 +60,7 @@ def _context_rows(rng):
 
 
 def _conv1d_rows(rng):
-    from .nn import conv1d
+    from ..nn import conv1d
     x, w, b = rng.standard_normal((2, 6, 4)), rng.standard_normal((3, 4, 5)), rng.standard_normal(5)
     out, c = conv1d.conv1d_forward(x, w, b)
     dout = rng.standard_normal(out.shape)
@@ -248,7 +70,7 @@ def _conv1d_rows(rng):
 
 
 def _maxpool1d_rows(rng):
-    from .nn import maxpool1d
+    from ..nn import maxpool1d
     x = (rng.permutation(2 * 7 * 3) * 0.1).reshape(2, 7, 3)  # no ties: gaps of 0.1 >> h
     out, c = maxpool1d.maxpool1d_forward(x, 3, 1, "same")
     dout = rng.standard_normal(out.shape)
@@ -257,7 +79,7 @@ def _maxpool1d_rows(rng):
 
 
 def _mask_rows(rng):
-    from .nn import mask
+    from ..nn import mask
     a, X = _away(rng, (2, 3, 8)), rng.uniform(0.1, 1.0, (2, 3, 4))
     (y1, y2), c = mask.mask_forward(a, X)
     d1, d2 = rng.standard_normal(y1.shape), rng.standard_normal(y2.shape)
@@ -268,7 +90,7 @@ def _mask_rows(rng):
 
 def _rnn_rows(rng):
     """A step, then BPTT over a sequence, read from the step and from the kernels."""
-    from .nn import rnn as R
+    from ..nn import rnn as R
     N, T, D, H = 2, 5, 3, 4
     while True:
         x, h0 = rng.standard_normal((N, T, D)), rng.uniform(0.1, 1, (N, H))
@@ -342,7 +164,7 @@ def _loss_rows(rng):
     """The objectives, each in its discriminative form."""
     import functools
 
-    from . import losses
+    from .. import losses
     y1, y2, t1, t2 = (rng.uniform(0.1, 1.0, (2, 3, 4)) for _ in range(4))
     rows = []
     for name in ("mse", "kl", "is"):
@@ -357,8 +179,8 @@ def _loss_rows(rng):
 def _model_rows_all(seed):
     """Every model end to end, every parameter tensor and the input, on both backends: the
     reference rows run the readable pairs, so a bug planted in one of them shows here."""
-    from .models import ARCHS
-    from .models.config import CELLS
+    from ..models import ARCHS
+    from ..models.config import CELLS
     rows = []
     for backend in ("reference", "fast"):
         rows += model_rows(ARCHS, backend=backend, seed=seed)
@@ -411,9 +233,9 @@ def model_rows(archs, *, backend="reference", seed=0, **options):
     """
     import functools
 
-    from . import losses
-    from .models import Model, make_config
-    from .nn import use_backend
+    from .. import losses
+    from ..models import Model, make_config
+    from ..nn import use_backend
     rng = np.random.default_rng(seed + 1)
     rows = []
     small = {"hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4])}
@@ -438,48 +260,3 @@ def model_rows(archs, *, backend="reference", seed=0, **options):
         label = " ".join([arch] + [k if v is True else f"{k}={v}" for k, v in options.items()])
         rows += [(f"model {label} ({backend})", k, e) for k, e in errors.items()]
     return rows
-
-
-def _parse_args(argv):
-    import argparse
-    parser = argparse.ArgumentParser(
-        prog="python -m scratchnet.gradcheck",
-        description="Check every hand-written gradient of scratchnet against centred finite "
-                    "differences (float64, h = 1e-6) and print one row per gradient with its "
-                    f"relative error and PASS/FAIL. A gradient passes when its error is below "
-                    f"--threshold (default {THRESHOLD:.0e}). Exit status 0 when all pass, 1 when "
-                    "any fails, 2 for a bad option.",
-        epilog="groups: " + ", ".join(GROUPS) + " (gru and lstm give rows once scratchnet/nn/gru.py "
-               "and lstm.py exist). Example: python -m scratchnet.gradcheck --only rnn,mask")
-    parser.add_argument("--only", metavar="GROUPS", default=None,
-                        help="comma-separated groups to check, e.g. rnn,mask (default: all)")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD,
-                        help=f"largest relative error that passes (default {THRESHOLD:.0e})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
-    args = parser.parse_args(argv)
-    if args.only is not None:
-        args.only = [g.strip() for g in args.only.split(",") if g.strip()]
-        unknown = [g for g in args.only if g not in GROUPS]
-        if unknown or not args.only:
-            parser.error(f"--only {','.join(unknown) or '(empty)'}: choose among {', '.join(GROUPS)}")
-    if not args.threshold > 0:
-        parser.error(f"--threshold {args.threshold} must be a positive number")
-    return args
-
-
-def main(argv=None):
-    """``python -m scratchnet.gradcheck [--only rnn,mask] [--threshold 1e-6]``; returns the exit status."""
-    args = _parse_args(argv)
-    rows = gradient_table(args.seed, only=args.only)
-    print(f"relative error ||num - analytic|| / (||num|| + ||analytic||), centred differences in "
-          f"float64 (h = 1e-6); PASS below {args.threshold:.0e}\n")
-    print(format_table(rows, threshold=args.threshold))
-    failed = [r for r in rows if verdict(r[2], args.threshold) == "FAIL"]
-    worst = max(rows, key=lambda r: r[2] if np.isfinite(r[2]) else np.inf)
-    print(f"\n{len(rows)} gradients checked, {len(rows) - len(failed)} PASS, {len(failed)} FAIL "
-          f"(threshold {args.threshold:.0e}); worst: {worst[0]} {worst[1]} {worst[2]:.2e}")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
