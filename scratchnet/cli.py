@@ -28,7 +28,7 @@ EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BROKEN_PIPE = 2, 130, 143, 1
 # The fixed sets of values of the options, literal here so that parsing the command line
 # imports nothing heavy; tests/test_cli.py holds each equal to the tuple it copies.
 METHODS = ("drnn", "irm", "ibm", "rpca")                 # separation.METHODS
-SPLITS = ("huang", "amer", "course")                     # data.SPLITS
+SPLITS = ("huang", "amer", "course", "singer")                   # data.SPLITS
 PARTS = ("train", "valid", "test")                       # the keys of data.split(...)
 ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid")  # models.ARCHS
 OBJECTIVES = ("mse", "kl", "is")                         # losses.LOSSES

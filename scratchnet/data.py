@@ -21,7 +21,7 @@ from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, stft
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
 HUANG_TRAIN_SINGERS = ("abjones", "amy")
-SPLITS = ("huang", "amer", "course")
+SPLITS = ("huang", "amer", "course", "singer")
 _NAME = re.compile(r"^(?P<singer>[A-Za-z0-9]+)_(?P<song>\d+)_(?P<clip>\d+)$")
 
 
@@ -62,12 +62,15 @@ def split(clips, name="huang", *, seed=0):
     Parameters
     ----------
     clips : list of Clip
-    name : {"huang", "amer", "course"}
+    name : {"huang", "amer", "course", "singer"}
         ``huang``: train = singers abjones and amy, test = every other clip present, no valid.
         ``amer``: a seeded random 70/30 train/test split of all clips present (Amer & Al Tmeme
         used 700/300 of the 1000).  ``course``: Huang's training clips split 150 train / 25
         valid (seeded), test as ``huang``.  When fewer than 175 training clips are present the
-        validation part keeps the same 1/7 share.
+        validation part keeps the same 1/7 share.  ``singer``: a new singer as validation --
+        train = singer amy, valid = singer abjones, test as ``huang``; for choosing what helps
+        a model generalise to voices it never heard (validation on the training singers
+        cannot see that).
     seed : int
         Seed for the random parts.
     """
@@ -84,6 +87,10 @@ def split(clips, name="huang", *, seed=0):
     test = [c for c in clips if c.singer not in HUANG_TRAIN_SINGERS]
     if name == "huang":
         return {"train": train, "valid": [], "test": test}
+    if name == "singer":
+        held_out = HUANG_TRAIN_SINGERS[0]  # abjones, 43 clips; amy has 132
+        return {"train": [c for c in train if c.singer != held_out],
+                "valid": [c for c in train if c.singer == held_out], "test": test}
     order = rng.permutation(len(train))
     n_valid = int(round(len(train) * 25 / 175))
     valid_idx = set(order[:n_valid].tolist())

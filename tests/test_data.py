@@ -109,3 +109,11 @@ def test_real_mir1k_split_counts(mir1k_dir):
     parts = data.split(data.find_clips(mir1k_dir), "huang")
     assert len(parts["train"]) == 175
     assert len(parts["test"]) >= 1
+
+
+def test_singer_split_holds_a_training_singer_out_for_validation(fake_mir1k):
+    from scratchnet import data
+    parts = data.split(data.find_clips(fake_mir1k), "singer")
+    assert {c.singer for c in parts["train"]} == {"amy"}
+    assert {c.singer for c in parts["valid"]} == {"abjones"}
+    assert parts["test"] == data.split(data.find_clips(fake_mir1k), "huang")["test"]
