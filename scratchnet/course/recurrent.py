@@ -1,31 +1,13 @@
 """Checkers of the ReLU RNN: the step backward, BPTT, truncated BPTT (and its reference)."""
 import numpy as np
 
+from ..gradcheck import rnn_inputs
 from ._check import (REFERENCE, TOL, call, errors, finish, numeric, passes, run, shape_value_hints,
                      sizes)
 
 
 # --------------------------------------------------------------------------- the ReLU RNN
-def _rnn_inputs(rng, N, T, D, H, positive=False):
-    """x, h0, Wx, Wh, b whose pre-activations stay 0.02 or more from the ReLU's kink.
-
-    ``positive``: every pre-activation positive (positive inputs and weights), so every ReLU is on.
-    """
-    for _ in range(1000):
-        if positive:
-            x, h0 = rng.uniform(0.1, 1, (N, T, D)), rng.uniform(0.1, 1, (N, H))
-            Wx, Wh, b = rng.uniform(0, 0.5, (D, H)), rng.uniform(0, 0.3, (H, H)), rng.uniform(0.1, 0.5, H)
-        else:
-            x, h0 = rng.standard_normal((N, T, D)), rng.uniform(0.1, 1, (N, H))
-            Wx, Wh, b = rng.standard_normal((D, H)), 0.4 * rng.standard_normal((H, H)), rng.standard_normal(H)
-        prev, zs = h0, []
-        for t in range(T):
-            zs.append(x[:, t] @ Wx + prev @ Wh + b)
-            prev = np.maximum(zs[-1], 0)
-        zs = np.array(zs)
-        if np.abs(zs).min() > 0.02 and (positive or (zs > 0).mean() < 0.9):
-            return x, h0, Wx, Wh, b
-    raise RuntimeError("could not draw RNN inputs away from the kink; try another seed")
+_rnn_inputs = rnn_inputs  # drawn away from the ReLU's kink (scratchnet.gradcheck)
 
 
 _STEP_NAMES = ("dx", "dprev_h", "dWx", "dWh", "db")

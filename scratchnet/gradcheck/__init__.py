@@ -190,7 +190,7 @@ def verdict(error, threshold):
     return "PASS" if error < threshold else "FAIL"
 
 
-from .table import GROUPS, THRESHOLD, gradient_table, model_rows  # noqa: E402 (the table uses the check above)
+from .table import GROUPS, THRESHOLD, gradient_table, model_rows, rnn_inputs  # noqa: E402 (the table uses the check above)
 
 __all__ = ["GROUPS", "THRESHOLD", "check_gradients", "format_table", "gradient_table", "model_rows",
            "numerical_gradient", "rel_error", "verdict"]

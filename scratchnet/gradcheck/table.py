@@ -88,19 +88,34 @@ def _mask_rows(rng):
                         {"a": da, "X": dX}, (d1, d2))
 
 
+def rnn_inputs(rng, N, T, D, H, positive=False):
+    """x, h0, Wx, Wh, b of a ReLU RNN whose pre-activations stay 0.02 or more from the kink.
+
+    A centred difference is exact to O(h^2) only where no step crosses the kink.  Unless
+    ``positive``, fewer than 90 % of the units are on, so the ReLU's mask matters to the check;
+    ``positive`` draws positive inputs and weights: every ReLU on.
+    """
+    for _ in range(1000):
+        if positive:
+            x, h0 = rng.uniform(0.1, 1, (N, T, D)), rng.uniform(0.1, 1, (N, H))
+            Wx, Wh, b = rng.uniform(0, 0.5, (D, H)), rng.uniform(0, 0.3, (H, H)), rng.uniform(0.1, 0.5, H)
+        else:
+            x, h0 = rng.standard_normal((N, T, D)), rng.uniform(0.1, 1, (N, H))
+            Wx, Wh, b = rng.standard_normal((D, H)), 0.4 * rng.standard_normal((H, H)), rng.standard_normal(H)
+        prev, zs = h0, []
+        for t in range(T):
+            zs.append(x[:, t] @ Wx + prev @ Wh + b)  # N,H pre-activation of step t
+            prev = np.maximum(zs[-1], 0)
+        zs = np.array(zs)
+        if np.abs(zs).min() > 0.02 and (positive or (zs > 0).mean() < 0.9):
+            return x, h0, Wx, Wh, b
+    raise RuntimeError("could not draw RNN inputs away from the kink; try another seed")
+
+
 def _rnn_rows(rng):
     """A step, then BPTT over a sequence, read from the step and from the kernels."""
     from ..nn import rnn as R
-    N, T, D, H = 2, 5, 3, 4
-    while True:
-        x, h0 = rng.standard_normal((N, T, D)), rng.uniform(0.1, 1, (N, H))
-        Wx, Wh, b = rng.standard_normal((D, H)), 0.4 * rng.standard_normal((H, H)), rng.standard_normal(H)
-        hs, zs = h0, []
-        for t in range(T):
-            zs.append(x[:, t] @ Wx + hs @ Wh + b)
-            hs = np.maximum(zs[-1], 0)
-        if np.abs(np.array(zs)).min() > 1e-2:  # every pre-activation far from the ReLU kink
-            break
+    x, h0, Wx, Wh, b = rnn_inputs(rng, 2, 5, 3, 4)
     out, c = R.rnn_step_forward(x[:, 0], h0, Wx, Wh, b)
     dout = rng.standard_normal(out.shape)
     g = dict(zip(("x", "prev_h", "Wx", "Wh", "b"), R.rnn_step_backward(dout, c)))
