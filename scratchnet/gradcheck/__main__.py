@@ -5,7 +5,7 @@ gradient passes, 1 when any fails, 2 for a bad option.
 """
 import numpy as np
 
-from . import format_table, verdict
+from .check import format_table, verdict
 from .table import GROUPS, THRESHOLD, gradient_table
 
 

@@ -7,7 +7,7 @@ its relative error is below :data:`THRESHOLD`.
 import numpy as np
 
 from ..errors import ScratchnetError
-from . import check_gradients, numerical_gradient, rel_error
+from .check import check_gradients, numerical_gradient, rel_error
 
 #: a right gradient gives 1e-8 or less, a wrong one 1e-3 or more, so the gap is wide
 THRESHOLD = 1e-6
