@@ -1,14 +1,15 @@
-"""Separation speed (real-time factor) and peak memory of a DRNN-2 on a 3-minute song.
+"""Separation speed (real-time factor) and peak memory of a shipped model on a 3-minute song.
 
 The song is a synthetic mixture (:func:`scratchnet.synthetic.synth_song`) at 16 kHz; the
-model is ``scratchnet/pretrained/drnn.npz`` when it exists, else a freshly initialised
-DRNN-2 of hidden size 500 (the table says which: the speed does not depend on the weights).
+model is the default shipped model, or ``--model NAME`` (a shipped name or a path), or a
+freshly initialised DRNN-2 of hidden size 500 when the file is missing (the table says which:
+the speed does not depend on the weights).
 Each thread setting runs in its own subprocess, which times ``--repeats`` calls of
 :func:`scratchnet.separation.separate_array` (after one warm-up call) and reports the peak
 resident memory of the whole process (``ru_maxrss``).
 
     python bench/bench_separation.py
-    python bench/bench_separation.py --threads 1 --seconds 60
+    python bench/bench_separation.py --threads 1 --seconds 60 --model drnn2
 """
 import argparse
 import json
@@ -21,15 +22,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 
-def child(seconds, repeats):
+def child(seconds, repeats, name):
     import numpy as np
 
+    from scratchnet import pretrained
     from scratchnet.models import Model, load_model, make_config
-    from scratchnet.separation import DEFAULT_MODEL, ModelSeparator, separate_array
+    from scratchnet.separation import ModelSeparator, separate_array
     from scratchnet.synthetic import synth_song
 
-    if os.path.exists(DEFAULT_MODEL):
-        model, which = load_model(DEFAULT_MODEL), "pretrained/drnn.npz"
+    path = pretrained.path_of(name)
+    if os.path.exists(path):
+        model, which = load_model(path), pretrained.name_of(path) or os.path.basename(path)
     else:
         model, which = Model(make_config(arch="drnn-2", hidden=500)), "fresh DRNN-2, hidden 500"
     separator = ModelSeparator(model, seq_len=model.config.get("inference_seq_len"))
@@ -42,7 +45,7 @@ def child(seconds, repeats):
         vocals, accompaniment = separate_array(mixture, 16000, separator)
         times.append(time.perf_counter() - t0)
     assert np.all(np.isfinite(vocals)) and vocals.shape == mixture.shape
-    print(json.dumps({"model": which, "hidden": model.config["hidden"], "times": times,
+    print(json.dumps({"model": which, "params": model.n_params(), "times": times,
                       "rss_mb": _common.peak_rss_mb(), "rss_before_mb": rss_before}))
 
 
@@ -51,15 +54,17 @@ def main():
     p.add_argument("--seconds", type=float, default=180.0)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--model", default=None, help="a shipped model's name or a .npz (default: the default model)")
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        return child(args.seconds, args.repeats)
+        return child(args.seconds, args.repeats, args.model)
     rows = []
     for threads in args.threads:
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--seconds", str(args.seconds),
-                              "--repeats", str(args.repeats)], env=_common.thread_env(threads),
+                              "--repeats", str(args.repeats)] + (["--model", args.model] if args.model else []),
+                             env=_common.thread_env(threads),
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         t = _common.median(r["times"])
