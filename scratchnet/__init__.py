@@ -11,11 +11,43 @@ that use them (``scratchnet.separation`` when :func:`separate` is first called),
 __version__ = "0.1.0"
 
 
-def separate(mixture, sr, *, model=None, method="drnn"):
-    """Separate a waveform (n,) or (n, channels) at rate ``sr`` into (vocals, accompaniment).
+def separate(mixture, sr, *, model=None, method="drnn", mono=False):
+    """Separate a song into ``(vocals, accompaniment)``, each of the input's shape and rate.
 
-    Uses the shipped DRNN unless ``model`` (a path) or another ``method`` ("rpca") is given.
-    The outputs have the input's rate and length.
+    Parameters
+    ----------
+    mixture : array_like, shape (n,) or (n, channels)
+        Time first, as ``soundfile.read`` returns it.  An array with more channels than
+        samples, such as a channels-first ``(2, n)``, is refused: pass ``mixture.T``.
+    sr : int
+        Its sample rate, any.
+    model : str, optional
+        A shipped model's name (``scratchnet models``) or a trained model's ``.npz``;
+        default the shipped DRNN.
+    method : {"drnn", "rpca"}
+    mono : bool
+        Average the channels first and return mono stems, shape (n,).
+
+    Notes
+    -----
+    Several channels are separated with one mask, computed from their mean and applied to
+    each channel's STFT: the stems keep the song's stereo image and sum back to it.
+
+    Examples
+    --------
+    >>> import soundfile as sf, scratchnet                       # doctest: +SKIP
+    >>> song, sr = sf.read("song.wav")                           # doctest: +SKIP
+    >>> vocals, accompaniment = scratchnet.separate(song, sr)    # doctest: +SKIP
+    >>> vocals.shape == song.shape                               # doctest: +SKIP
+    True
     """
+    import numpy as np
+
+    from .errors import ScratchnetError
     from .separation import get_separator, separate_array
-    return separate_array(mixture, sr, get_separator(method, model=model))
+    shape = np.shape(mixture)
+    if len(shape) == 2 and shape[1] > shape[0]:
+        raise ScratchnetError(
+            f"mixture of shape {shape} reads as {shape[1]} channels of {shape[0]} samples: "
+            f"pass time first, shape (n, channels) as soundfile returns it (mixture.T)")
+    return separate_array(mixture, sr, get_separator(method, model=model), mono=mono)

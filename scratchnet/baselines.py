@@ -104,8 +104,20 @@ class _MaskSeparator:
     def __init__(self, *, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW):
         self.n_fft, self.hop_length, self.window = n_fft, hop_length, window
 
+    @property
+    def stft_kw(self):
+        """The STFT the mask belongs to, as keywords of ``stft`` and ``istft``."""
+        return dict(n_fft=self.n_fft, hop_length=self.hop_length, window=self.window)
+
     def _stft(self, y):
-        return stft(y, n_fft=self.n_fft, hop_length=self.hop_length, window=self.window)
+        return stft(y, **self.stft_kw)
+
+    def vocal_mask(self, mixture):
+        """The vocal mask (F, T) of ``mixture`` (n,): what :func:`separate` applies (blind
+        separators only: the oracles need the sources)."""
+        if self.needs_references:
+            raise ScratchnetError(f"{self.name} is an oracle: it needs the true sources (use separate)")
+        return self.mask(self._stft(np.asarray(mixture, dtype=np.float64)), None)
 
     def mask(self, X, references):
         """Vocal mask in [0, 1], shape (F, T), for the mixture STFT ``X`` (F, T)."""

@@ -2,12 +2,20 @@
 
 A separator is any object with
 
-- ``name`` (str) and ``needs_references`` (bool: the oracle masks need the true sources), and
-- ``separate(mixture, references=None) -> (vocals, accompaniment)``, waveforms at 16 kHz.
+- ``name`` (str) and ``needs_references`` (bool: the oracle masks need the true sources),
+- ``separate(mixture, references=None) -> (vocals, accompaniment)``, waveforms at 16 kHz, and
+  optionally
+- ``vocal_mask(mixture) -> mask`` (F, T) in [0, 1] with ``stft_kw``, the STFT it belongs to:
+  a separator that has it separates a song of any number of channels with one mask
+  (:func:`separate_channels`); any other is run on each channel alone.
 
 The baselines (:mod:`scratchnet.baselines`) and the networks (:class:`ModelSeparator`) all
 follow it, so ``scratchnet evaluate``, ``scratchnet separate`` and ``scratchnet figure`` treat
 them alike.
+
+A song of several channels keeps them: the mask is computed once, from the channels'
+mean, and applied to each channel's STFT, so the stems have the song's stereo image and each
+channel's stems sum back to that channel.
 
 Long inputs are cut into overlapping chunks that are separated independently and joined with
 a raised-cosine cross-fade, so the recurrent state never runs for minutes; files are read,
@@ -52,6 +60,22 @@ class ModelSeparator:
 
     def separate(self, mixture, references=None):
         S = stft(mixture.astype(np.float64), **self.stft_kw)  # F,T
+        y1, y2, scale = self._estimates(S)
+        # The masks are applied to the mixture's complex STFT: y / |X| times S keeps its phase.
+        kw = dict(self.stft_kw, length=mixture.shape[0])
+        vocals = istft(S * (y1 * scale).T, **kw)
+        accompaniment = istft(S * (y2 * scale).T, **kw)
+        return vocals, accompaniment
+
+    def vocal_mask(self, mixture):
+        """The vocal mask ``y1 / |X|`` (F, T) of ``mixture`` (n,), in [0, 1]; 0 where |X| = 0."""
+        S = stft(mixture.astype(np.float64), **self.stft_kw)  # F,T
+        y1, _, scale = self._estimates(S)
+        return (y1 * scale).T  # F,T
+
+    def _estimates(self, S):
+        """The network's two magnitude estimates (T, F each) for the STFT ``S`` (F, T), and
+        ``1 / |X|`` (T, F; 0 where |X| = 0) that turns them into masks."""
         X = np.abs(S).T.astype(np.float32)  # T,F
         with np.errstate(over="ignore", invalid="ignore"):
             y1, y2 = self.model.predict(X, seq_len=self.seq_len)  # T,F each
@@ -64,12 +88,7 @@ class ModelSeparator:
                                       f"{self.SAFE_SEQ_LEN}-frame sequences: it diverged in training")
         if self.mask_power != 1.0:
             y1, y2 = sharpen(y1, y2, X, self.mask_power)
-        # The masks are applied to the mixture's complex STFT: y / |X| times S keeps its phase.
-        scale = np.where(X > 0, 1.0 / np.maximum(X, 1e-30), 0.0)
-        kw = dict(self.stft_kw, length=mixture.shape[0])
-        vocals = istft(S * (y1 * scale).T, **kw)
-        accompaniment = istft(S * (y2 * scale).T, **kw)
-        return vocals, accompaniment
+        return y1, y2, np.where(X > 0, 1.0 / np.maximum(X, 1e-30), 0.0)
 
 
 def sharpen(y1, y2, X, power):
@@ -108,24 +127,56 @@ def get_separator(method, *, model=None, mask_power=None):
     return SEPARATORS[method]()
 
 
+def separate_channels(separator, x):
+    """Separate a 16 kHz signal of one or several channels: ``(vocals, accompaniment)``, x's shape.
+
+    Parameters
+    ----------
+    separator : a separator (see the module docstring); must not need references.
+    x : ndarray, shape (n,) or (n, C)
+
+    Notes
+    -----
+    One channel is the separator's own ``separate``.  Several: the vocal mask ``m`` (F, T)
+    is computed once from the channels' mean, and each channel ``c`` gets
+
+        vocals_c = istft(m * STFT(x_c)),    accompaniment_c = x_c - vocals_c,
+
+    the second being ``istft((1 - m) * STFT(x_c))`` by linearity, so each channel's stems sum
+    back to it exactly, even where the channels cancel in the mean (|X| = 0 there: m = 0,
+    all to the accompaniment).  A separator without ``vocal_mask`` is run on each channel.
+    """
+    if x.ndim == 1:
+        return separator.separate(x)
+    if not hasattr(separator, "vocal_mask"):  # a separator of one's own: channel by channel
+        pairs = [separator.separate(x[:, c]) for c in range(x.shape[1])]
+        return tuple(np.stack([p[i] for p in pairs], axis=1) for i in (0, 1))  # n,C each
+    mask = separator.vocal_mask(x.mean(axis=1)).astype(np.float64)  # F,T
+    kw = dict(separator.stft_kw, length=x.shape[0])
+    vocals = np.stack([istft(stft(x[:, c], **separator.stft_kw) * mask, **kw)
+                       for c in range(x.shape[1])], axis=1)  # n,C
+    return vocals, x - vocals
+
+
 def _fade(n):
     """Raised-cosine fade-in of n samples; fade-in + reversed fade-in = 1 (no level dip)."""
     return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
 
 
-def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None, scale=1.0):
+def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None):
     """Separate n samples in overlapping chunks; yield finished (vocals, accompaniment) blocks.
 
-    ``separate_span(start, end) -> (vocals, accompaniment)`` separates samples start:end.
+    ``separate_span(start, end) -> (vocals, accompaniment)`` separates samples start:end,
+    each of shape (end - start,) or (end - start, C).
     Chunks of ``n_chunk`` samples start every ``n_chunk - n_over``; each is weighted by a
     raised-cosine fade over its overlaps (the fades sum to one), and yielded up to where the
     next chunk begins, so only one chunk's overlap waits in memory.  The blocks add up to n
-    samples.  ``progress(k)`` is told ``scale`` times the samples finished after each chunk.
+    samples.  ``progress(k)`` is told the number of samples finished after each chunk.
     """
     if n <= n_chunk:
         yield separate_span(0, n)
         if progress:
-            progress(round(n * scale))
+            progress(n)
         return
     fade_in = _fade(n_over)
     starts = list(range(0, n - n_over, n_chunk - n_over))
@@ -139,6 +190,7 @@ def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None, scale=
             w[:n_over] = fade_in
         if not last:
             w[-n_over:] = fade_in[::-1]
+        w = w.reshape(-1, *[1] * (v.ndim - 1))  # n or n,1: one weight for every channel
         v, a = v * w, a * w
         if pending is not None:
             v[:n_over] += pending[0]
@@ -149,7 +201,7 @@ def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None, scale=
             yield v[:-n_over], a[:-n_over]
             pending = (v[-n_over:], a[-n_over:])
         if progress:
-            progress(round((end - start - (0 if k == 0 else n_over)) * scale))
+            progress(end - start - (0 if k == 0 else n_over))
 
 
 def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * SAMPLE_RATE,
@@ -159,7 +211,8 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
     Parameters
     ----------
     separator : a separator (see the module docstring); must not need references.
-    mixture : ndarray, shape (n,)
+    mixture : ndarray, shape (n,) or (n, C)
+        Several channels are separated with one mask (:func:`separate_channels`).
     chunk, overlap : int
         Chunk length and overlap in samples, rounded to whole STFT hops.  Inputs no longer
         than ``chunk`` (any input, if ``chunk`` is None) are separated in one piece.
@@ -168,7 +221,7 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
 
     Returns
     -------
-    vocals, accompaniment : ndarray, shape (n,)
+    vocals, accompaniment : ndarray, the shape of ``mixture``
     """
     n = mixture.shape[0]
     if chunk is None or n <= chunk:
@@ -181,30 +234,54 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
         chunk, overlap = hop * max(1, round(chunk / hop)), hop * max(1, round(overlap / hop))
         if overlap >= chunk:
             raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")
-    blocks = crossfade_chunks(n, chunk, overlap, lambda a, b: separator.separate(mixture[a:b]),
+    blocks = crossfade_chunks(n, chunk, overlap,
+                              lambda a, b: separate_channels(separator, mixture[a:b]),
                               progress=progress)
     vocals, accompaniment = (np.concatenate(parts) for parts in zip(*blocks))
     return vocals, accompaniment
 
 
-def separate_array(mixture, sr, separator=None, *, chunk_seconds=30.0, progress=None):
-    """Separate a waveform at any sample rate; returns (vocals, accompaniment) at ``sr``, same length.
+def _fit(y, n):
+    """``y`` cut or zero-padded to n samples along its first (time) axis."""
+    y = y[:n]
+    return np.pad(y, [(0, n - y.shape[0])] + [(0, 0)] * (y.ndim - 1))
 
-    Multi-channel input (shape (n, channels)) is averaged to mono.  The network works at
-    16 kHz, so above that rate the vocals are resampled back and the accompaniment is the
-    mixture minus the vocals: the two outputs sum to the input exactly and the
-    accompaniment keeps the band above 8 kHz.
+
+def separate_array(mixture, sr, separator=None, *, mono=False, chunk_seconds=30.0, progress=None):
+    """Separate a waveform at any sample rate; returns (vocals, accompaniment) at ``sr``.
+
+    Parameters
+    ----------
+    mixture : ndarray, shape (n,) or (n, C)
+        Time first, as soundfile returns it.
+    sr : int
+    separator : a separator, default the shipped model.
+    mono : bool
+        Average the channels first: both outputs are then of shape (n,).  Otherwise the
+        outputs have the input's shape, each channel separated with one mask computed from
+        the channels' mean (:func:`separate_channels`).
+
+    Notes
+    -----
+    The network works at 16 kHz, so above that rate the vocals are resampled back and the
+    accompaniment is the mixture minus the vocals: the two outputs sum to the input exactly
+    and the accompaniment keeps the band above 8 kHz.  At 16 kHz and below they sum to it
+    to within the STFT's (and the resampling's) precision.
 
     Examples
     --------
     >>> from scratchnet.separation import separate_array
     >>> import numpy as np
     >>> sr = 22050
-    >>> song = np.random.default_rng(0).standard_normal(sr * 5) * 0.1
+    >>> song = np.random.default_rng(0).standard_normal((sr * 5, 2)) * 0.1
     >>> vocals, accompaniment = separate_array(song, sr)  # doctest: +SKIP
+    >>> vocals.shape                                        # doctest: +SKIP
+    (110250, 2)
     """
     x = np.asarray(mixture, dtype=np.float64)
-    if x.ndim == 2:
+    if x.ndim not in (1, 2):
+        raise ScratchnetError(f"mixture must have shape (n,) or (n, channels), got shape {x.shape}")
+    if mono and x.ndim == 2:
         x = x.mean(axis=1)
     audio.check_signal(x, "mixture")
     separator = separator or load_model_separator()
@@ -215,12 +292,10 @@ def separate_array(mixture, sr, separator=None, *, chunk_seconds=30.0, progress=
     v16, a16 = separate_chunked(separator, x16, chunk=chunk, overlap=overlap, progress=progress)
     if sr == SAMPLE_RATE:
         return v16, a16
-    vocals = audio.resample(v16, SAMPLE_RATE, sr)[: x.shape[0]]
-    vocals = np.pad(vocals, (0, x.shape[0] - vocals.shape[0]))
+    n = x.shape[0]
+    vocals = _fit(audio.resample(v16, SAMPLE_RATE, sr), n)
     if sr < SAMPLE_RATE:
-        accompaniment = audio.resample(a16, SAMPLE_RATE, sr)[: x.shape[0]]
-        accompaniment = np.pad(accompaniment, (0, x.shape[0] - accompaniment.shape[0]))
-        return vocals, accompaniment
+        return vocals, _fit(audio.resample(a16, SAMPLE_RATE, sr), n)
     return vocals, x - vocals
 
 
@@ -229,16 +304,19 @@ def separate_array(mixture, sr, separator=None, *, chunk_seconds=30.0, progress=
 UNIT_SECONDS = 4
 
 
-def stream_separate(path, separator, *, chunk_seconds=32, overlap_seconds=4, progress=None):
+def stream_separate(path, separator, *, mono=False, chunk_seconds=32, overlap_seconds=4,
+                    progress=None):
     """Separate an audio file chunk by chunk; yields finished (vocals, accompaniment) blocks.
 
-    Only one chunk of the file is ever in memory: each is read, averaged to mono,
-    separated with :func:`separate_array` (so resampled to 16 kHz and back), weighted by a
-    raised-cosine cross-fade over its overlap with the next, and yielded up to where the
-    next chunk begins; the faded tail waits for the next chunk.  Blocks are at the file's rate
-    and add up to its length.
+    Only one chunk of the file is ever in memory: each is read, separated with
+    :func:`separate_array` (so resampled to 16 kHz and back, its channels kept unless
+    ``mono``), weighted by a raised-cosine cross-fade over its overlap with the next, and
+    yielded up to where the next chunk begins; the faded tail waits for the next chunk.
+    Blocks are at the file's rate, shape (k,) for a mono file or with ``mono``, else (k, C),
+    and add up to its length.  ``progress(seconds)`` is told the seconds of the file's audio
+    finished after each chunk.
     """
-    n, sr, _ = audio.info(path)
+    n, sr, channels = audio.info(path)
     unit = UNIT_SECONDS * sr
     n_chunk = max(2, round(chunk_seconds / UNIT_SECONDS)) * unit
     n_over = max(1, round(overlap_seconds / UNIT_SECONDS)) * unit
@@ -246,42 +324,58 @@ def stream_separate(path, separator, *, chunk_seconds=32, overlap_seconds=4, pro
         raise ScratchnetError(f"{overlap_seconds=} must be shorter than {chunk_seconds=}")
 
     def separate_span(start, end):  # one chunk of the file in memory, at its own rate
-        x = audio.read_block(path, start, end).mean(axis=1)
+        x = audio.read_block(path, start, end)  # k,C
+        x = x.mean(axis=1) if mono or channels == 1 else x
         return separate_array(x, sr, separator, chunk_seconds=np.inf)
 
-    yield from crossfade_chunks(n, n_chunk, n_over, separate_span, progress=progress,
-                                scale=SAMPLE_RATE / sr)
+    yield from crossfade_chunks(n, n_chunk, n_over, separate_span,
+                                progress=(lambda k: progress(k / sr)) if progress else None)
 
 
-def separate_file(path, outdir, separator=None, *, fmt=None, bar=None, on_downmix=None,
-                  chunk_seconds=32, overlap_seconds=4):
-    """Separate one audio file into ``outdir/<stem>/vocals.<fmt>`` and ``accompaniment.<fmt>``.
+STEMS = ("vocals", "accompaniment")
 
-    Outputs are written at the input's sample rate and length, block by block (memory holds
-    one chunk, whatever the length of the song; see :func:`stream_separate`), each to a
-    temporary name that is renamed only when complete.  ``fmt`` is "wav" or "flac"
-    (default: "flac" for a FLAC input, else "wav").  ``bar`` is an optional tqdm bar (its
-    total is set here, in 16 kHz samples); ``on_downmix()`` is called when a multi-channel
-    input is averaged to mono.  Returns the two output paths.
+
+def outputs_of(path, outdir, fmt=None):
+    """Where :func:`separate_file` writes the stems of ``path``: ``(folder, [vocals, accompaniment])``.
+
+    The folder is ``outdir/<file name without extension>``; ``fmt`` is "wav" or "flac"
+    (default: "flac" for a FLAC input, else "wav").
     """
-    n, sr, channels = audio.info(path)
-    if channels > 1 and on_downmix:
-        on_downmix()
-    stem, ext = os.path.splitext(os.path.basename(path))
+    stem, ext = os.path.splitext(os.path.basename(os.fspath(path)))
     fmt = fmt or ("flac" if ext.lower() == ".flac" else "wav")
     if fmt not in ("wav", "flac"):
         raise ScratchnetError(f"output format {fmt!r} is not supported: use wav or flac")
     target = os.path.join(outdir, stem)
-    outputs = [os.path.join(target, f"{name}.{fmt}") for name in ("vocals", "accompaniment")]
+    return target, [os.path.join(target, f"{name}.{fmt}") for name in STEMS]
+
+
+def separate_file(path, outdir, separator=None, *, fmt=None, mono=False, bar=None,
+                  on_downmix=None, chunk_seconds=32, overlap_seconds=4):
+    """Separate one audio file into ``outdir/<stem>/vocals.<fmt>`` and ``accompaniment.<fmt>``.
+
+    Outputs are written at the input's sample rate, length and number of channels (one
+    with ``mono``), block by block (memory holds one chunk, whatever the length of the
+    song; see :func:`stream_separate`), each to a temporary name that is renamed only when
+    complete; existing files of those names are replaced.  ``fmt`` is "wav" or "flac"
+    (default: "flac" for a FLAC input, else "wav").  ``bar`` is an optional tqdm bar (its
+    total is set here, in seconds of the input's audio); ``on_downmix()`` is called when the
+    input has several channels (averaged to mono for the mask, or whole with ``mono``).
+    Returns the two output paths.
+    """
+    n, sr, channels = audio.info(path)
+    if channels > 1 and on_downmix:
+        on_downmix()
+    target, outputs = outputs_of(path, outdir, fmt)
     for out in outputs:
         audio.check_not_input(out, [path])
     separator = separator or load_model_separator()
     if bar is not None:
-        bar.total = int(np.ceil(n * SAMPLE_RATE / sr))
+        bar.total = n / sr
         bar.refresh()
-    with new_folder(target), audio.AtomicWriter(outputs[0], sr) as wv, \
-            audio.AtomicWriter(outputs[1], sr) as wa:
-        for v, a in stream_separate(path, separator, chunk_seconds=chunk_seconds,
+    out_channels = 1 if mono else channels
+    with new_folder(target), audio.AtomicWriter(outputs[0], sr, channels=out_channels) as wv, \
+            audio.AtomicWriter(outputs[1], sr, channels=out_channels) as wa:
+        for v, a in stream_separate(path, separator, mono=mono, chunk_seconds=chunk_seconds,
                                     overlap_seconds=overlap_seconds,
                                     progress=bar.update if bar is not None else None):
             wv.write(v)

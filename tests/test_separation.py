@@ -56,10 +56,68 @@ def test_cross_fade_keeps_the_level():
 def test_separate_array_any_rate_and_channels(tiny_model_separator):
     for sr in (8000, 22050, 44100):
         x = np.random.default_rng(sr).standard_normal((sr * 2, 2)) * 0.1
-        v, a = separation.separate_array(x, sr, tiny_model_separator)
+        v, a = separation.separate_array(x, sr, tiny_model_separator, mono=True)  # the old behaviour
         assert v.shape == a.shape == (sr * 2,)
         if sr > 16000:  # above the model's rate the accompaniment is the residual
             np.testing.assert_allclose(v + a, x.mean(1), atol=1e-12)
+        v, a = separation.separate_array(x, sr, tiny_model_separator)  # channels kept
+        assert v.shape == a.shape == (sr * 2, 2)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_stems_keep_the_channels_and_sum_back_to_the_input(tiny_model_separator, sr, channels):
+    song, _, _ = synth_song(3.0, sr=sr, seed=5)
+    gains = np.array([1.0, 0.6, -0.3][:channels])
+    x = 0.3 * song[:, None] * gains + 0.01 * np.random.default_rng(0).standard_normal((song.size, channels))
+    v, a = separation.separate_array(x, sr, tiny_model_separator, chunk_seconds=1.0)  # 3 chunks
+    assert v.shape == a.shape == x.shape
+    np.testing.assert_allclose(v + a, x, atol=1e-12)  # exactly: accompaniment = mixture - vocals
+    assert np.abs(v).max() > 1e-4  # the vocals are not trivially empty
+
+
+def test_the_band_above_8khz_goes_to_the_accompaniment(tiny_model_separator):
+    """At 44.1 kHz the network sees the 16 kHz version; a 12 kHz tone stays whole in the
+    accompaniment of every channel."""
+    sr, n = 44100, 2 * 44100
+    song, _, _ = synth_song(2.0, sr=sr, seed=6)
+    tone = 0.2 * np.sin(2 * np.pi * 12000 * np.arange(n) / sr)
+    x = np.stack([0.3 * song + tone, 0.2 * song + tone], axis=1)
+    v, a = separation.separate_array(x, sr, tiny_model_separator)
+    f = np.fft.rfftfreq(n, 1 / sr)
+    high = f > 9000
+    for c in range(2):
+        V, A, X = (np.abs(np.fft.rfft(s[:, c])) for s in (v, a, x))
+        assert np.sum(V[high] ** 2) < 1e-6 * np.sum(X[high] ** 2)  # nothing above 8 kHz in the vocals
+        k = int(np.argmin(np.abs(f - 12000)))
+        np.testing.assert_allclose(A[k], X[k], rtol=1e-5)  # the tone whole in the accompaniment
+
+
+def test_one_mask_from_the_channels_mean_is_applied_to_each(tiny_model_separator):
+    song, _, _ = synth_song(2.0, seed=7)
+    mono_v, _ = tiny_model_separator.separate(song)
+    v, a = separation.separate_array(np.stack([song, song], 1), 16000, tiny_model_separator)
+    np.testing.assert_allclose(v[:, 0], mono_v, atol=1e-9)  # both channels as the mono song
+    np.testing.assert_allclose(v[:, 1], mono_v, atol=1e-9)
+    v, a = separation.separate_array(np.stack([song, 0.5 * song], 1), 16000, tiny_model_separator)
+    np.testing.assert_allclose(v[:, 1], 0.5 * v[:, 0], atol=1e-9)  # one mask, so linear per channel
+    v, a = separation.separate_array(np.stack([song, -song], 1), 16000, tiny_model_separator)
+    assert np.all(v == 0)  # the channels cancel in the mean: |X| = 0, all to the accompaniment
+    np.testing.assert_allclose(a, np.stack([song, -song], 1), atol=1e-12)
+
+
+def test_a_separator_without_a_mask_runs_on_each_channel():
+    x = np.random.default_rng(1).standard_normal((16000, 2))
+    v, a = separation.separate_array(x, 16000, HalfAndHalf())
+    np.testing.assert_allclose(v, 0.5 * x, atol=1e-12)
+
+
+def test_the_rpca_baseline_separates_channels_with_one_mask():
+    from scratchnet.baselines import RPCA
+    song, _, _ = synth_song(2.0, seed=8)
+    v, a = separation.separate_array(np.stack([song, 0.5 * song], 1), 16000, RPCA(max_iter=5))
+    np.testing.assert_allclose(v[:, 1], 0.5 * v[:, 0], atol=1e-9)
+    np.testing.assert_allclose(v + a, np.stack([song, 0.5 * song], 1), atol=1e-12)
 
 
 def test_separate_array_rejects_nan(tiny_model_separator):
@@ -102,7 +160,7 @@ def test_streamed_file_matches_one_pass_and_has_no_seam(tiny_model_separator, tm
     src = tmp_path / "long.wav"
     sf.write(src, np.stack([song, song], 1), sr, subtype="FLOAT")
     blocks = list(separation.stream_separate(str(src), tiny_model_separator, chunk_seconds=8,
-                                             overlap_seconds=4))
+                                             overlap_seconds=4, mono=True))
     v, a = (np.concatenate([b[i] for b in blocks]) for i in (0, 1))
     whole_v, _ = separation.separate_array(song, sr, tiny_model_separator, chunk_seconds=np.inf)
     assert v.shape == whole_v.shape == (30 * sr,)
@@ -113,6 +171,12 @@ def test_streamed_file_matches_one_pass_and_has_no_seam(tiny_model_separator, tm
                                     chunk_seconds=8, overlap_seconds=4)
     for p in outs:
         assert sf.info(p).samplerate == sr and sf.info(p).frames == 30 * sr
+        assert sf.info(p).channels == 2  # the song's channels kept
+    stereo = list(separation.stream_separate(str(src), tiny_model_separator, chunk_seconds=8,
+                                             overlap_seconds=4))
+    sv = np.concatenate([b[0] for b in stereo])
+    assert sv.shape == (30 * sr, 2)
+    np.testing.assert_allclose(sv[:, 0], v, atol=1e-9)  # equal channels: each as the mono song
 
 
 def test_streaming_reads_one_chunk_at_a_time(tiny_model_separator, tmp_path, monkeypatch):
@@ -150,6 +214,19 @@ def test_inputs_shorter_than_a_frame_or_the_overlap(tiny_model_separator, sr, n)
     if n <= 512:  # one piece: an overlap as long as the chunk does not matter
         v, a = separation.separate_chunked(tiny_model_separator, x, chunk=512, overlap=512)
         assert v.shape == (n,)
+
+
+def test_the_package_keeps_the_shape_and_refuses_channels_first(tmp_path):
+    import scratchnet
+    path = Model(make_config(arch="drnn-2", hidden=8, seed=0)).save(str(tmp_path / "m.npz"))
+    song, _, _ = synth_song(1.0, sr=22050, seed=9)
+    for x in (song, song[:, None], np.stack([song, 0.5 * song], 1)):
+        v, a = scratchnet.separate(x, 22050, model=path)
+        assert v.shape == a.shape == x.shape
+    v, a = scratchnet.separate(np.stack([song, song], 1), 22050, model=path, mono=True)
+    assert v.shape == (song.size,)
+    with pytest.raises(ScratchnetError, match=r"shape \(2, 22050\) reads as 22050 channels of 2 samples.*mixture\.T"):
+        scratchnet.separate(np.stack([song, song]), 22050, model=path)
 
 
 def test_the_package_separates_a_single_sample():
