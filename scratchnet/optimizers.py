@@ -1,4 +1,4 @@
-"""First-order optimizers and a hand-written L-BFGS.
+"""First-order optimizers: SGD with momentum, Adagrad, Adadelta, Adam (L-BFGS: :mod:`scratchnet.lbfgs`).
 
 Parameters and gradients are dicts ``name -> ndarray``.  ``step(params, grads)`` updates the
 parameter arrays **in place**, so a model that holds the same arrays sees the new values
