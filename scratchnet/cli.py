@@ -15,6 +15,7 @@ at once; each command imports what it needs (NumPy, Numba, ...) when it runs.
 """
 import argparse
 import os
+import shlex
 import signal
 import sys
 import warnings
@@ -38,6 +39,7 @@ WINDOWS = ("hann", "sine", "boxcar")                     # signal.get_window's n
 FEATURES = ("magnitude", "log1p")                        # models.FEATURES
 CELLS = ("relu", "gru", "lstm")                          # models.CELLS
 AUDIO_FORMATS = ("wav", "flac")                          # audio.FORMATS
+LAYOUTS = ("mir1k", "stems")                             # data.LAYOUTS
 
 
 # --------------------------------------------------------------------------- the parser
@@ -48,9 +50,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+DATA_HELP = ("folder of MIR-1K clips (.wav or .flac), or of tracks of stems "
+             "(<track>/vocals.wav + accompaniment.wav or drums/bass/other, as MUSDB18)")
+LAYOUT_HELP = "the data folder's layout (default: told by its files)"
+
+
 def _add_data_args(p, part=True):
-    p.add_argument("--data", required=True, help="folder of MIR-1K clips (.wav or .flac)")
-    p.add_argument("--split", default="huang", choices=SPLITS, help="clip split (default huang)")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--layout", default=None, choices=LAYOUTS, help=LAYOUT_HELP)
+    p.add_argument("--split", default=None, choices=SPLITS,
+                   help="MIR-1K clip split (default huang); a stems folder is split by track")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the random splits")
     if part:
         p.add_argument("--part", default="test", choices=PARTS, help="part to score (default test)")
@@ -66,6 +75,10 @@ def _add_evaluate(sub):
                    help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     _add_data_args(p)
     p.add_argument("--json", default=None, help="write the scores to this JSON file")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="write a listening page DIR/index.html: every clip ranked by vocal SDR, "
+                        "players for the best and the worst (their stems written into DIR)")
+    p.add_argument("--force", action="store_true", help="replace an existing report")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.cmd_evaluate)
@@ -82,6 +95,11 @@ def _add_separate(sub):
                    help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     p.add_argument("--format", choices=AUDIO_FORMATS, default=None,
                    help="output format (default: flac for FLAC input, else wav)")
+    p.add_argument("--mono", action="store_true",
+                   help="average the channels and write mono stems (default: the input's channels)")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+    p.add_argument("--report", action="store_true",
+                   help="write a listening page, index.html, beside each song's stems")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.cmd_separate)
 
@@ -92,11 +110,16 @@ def _add_demo_figure_curves(sub):
     p.add_argument("-o", "--outdir", default="demo", help="output folder (default ./demo)")
     p.add_argument("--seconds", type=float, default=12.0, help="length of the synthetic song")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace existing outputs")
+    p.add_argument("--report", action="store_true",
+                   help="write a listening page, index.html, beside the stems")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.cmd_demo)
 
     p = sub.add_parser("figure", help="five-panel spectrogram figure of one clip")
-    p.add_argument("--data", required=True, help="folder of MIR-1K clips")
-    p.add_argument("--clip", required=True, help="clip name, e.g. Ani_1_01")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--layout", default=None, choices=LAYOUTS, help=LAYOUT_HELP)
+    p.add_argument("--clip", required=True, help="clip name, e.g. Ani_1_01 (stems: <track>@<start>s)")
     p.add_argument("--method", default="drnn", choices=METHODS, help="separator (default drnn)")
     p.add_argument("--model", default=None, help="a shipped model's name (scratchnet models) or a trained model's .npz")
     p.add_argument("--mask-power", type=float, default=None,
@@ -118,7 +141,8 @@ def _add_demo_figure_curves(sub):
 def _add_train(sub):
     p = sub.add_parser("train", help="train a separation network")
     p.add_argument("--config", default=None, help="JSON file of options (command-line flags win)")
-    p.add_argument("--data", default=None, help="folder of MIR-1K clips")
+    p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--layout", default=None, choices=LAYOUTS, help=LAYOUT_HELP)
     p.add_argument("--out", required=True, help="run folder (runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (its options)")
     p.add_argument("--model", dest="arch", default=None, choices=ARCHS, help="architecture")
@@ -148,7 +172,7 @@ def _add_train(sub):
     p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch")
     p.add_argument("--train-clips", type=int, default=None, help="use only the first N training clips")
     p.add_argument("--valid-clips", type=int, default=None,
-                   help="clips held out for validation when the split has none (default 25)")
+                   help="clips (stems: tracks) held out for validation when the split has none (default 25)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--augment", default=None,
@@ -244,6 +268,7 @@ def main(argv=None):
     try:
         limit_blas_threads()
         args = build_parser().parse_args(argv)
+        args.command_line = shlex.join(["scratchnet", *argv])  # for the pages that say what made them
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="mir_eval")
         return args.func(args) or 0
     except BaseException as e:

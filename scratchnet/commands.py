@@ -14,73 +14,164 @@ from .files import check_writable, make_folder, read_json
 
 def _clips_for(args):
     from . import data
-    parts = data.split(data.find_clips(args.data), args.split, seed=args.split_seed)
-    clips = parts[args.part]
-    print(f"split {args.split}: {data.describe_split(parts)}", file=sys.stderr)
+    found = data.find_parts(args.data, layout=args.layout, split_name=args.split, seed=args.split_seed)
+    clips = found.parts[args.part]
+    print(found.description, file=sys.stderr)
     if not clips:
-        raise ScratchnetError(f"part {args.part!r} of split {args.split!r} has no clips in {args.data!r}")
+        raise ScratchnetError(f"part {args.part!r} of split {found.split!r} has no clips in {args.data!r}")
     if args.limit:
         clips = clips[: args.limit]
-    return clips
+    return clips, found.split
+
+
+def _check_report_folder(folder, force):
+    """Refuse, before any work, a report folder that cannot be written or holds a report."""
+    page = os.path.join(folder, "index.html")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ScratchnetError(f"cannot use report folder {folder!r}: it is a file")
+    if os.path.lexists(page) and not force:
+        raise ScratchnetError(f"{page} already exists: use --force to replace the report, or another folder")
+    parent = os.path.dirname(os.path.abspath(folder))
+    if not os.path.isdir(folder) and not os.path.isdir(parent):
+        raise ScratchnetError(f"cannot create report folder {folder!r}: folder {parent!r} does not exist")
 
 
 def cmd_evaluate(args):
     if args.json:
         check_writable(args.json, "scores file")  # refused now, not after the scoring
+    if args.report:
+        _check_report_folder(args.report, args.force)
     from . import metrics, report
     from .files import write_json
     from .separation import get_separator
     separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
-    clips = _clips_for(args)
+    clips, split = _clips_for(args)
     results = metrics.evaluate(separator, clips, workers=args.workers, progress=not args.quiet)
     summary = metrics.aggregate(results)
-    print(f"method {separator.name} on {len(clips)} clips ({args.split}/{args.part})")
+    print(f"method {separator.name} on {len(clips)} clips ({split}/{args.part})")
     print(report.summary_table(summary))
     for r in results:
         if r.get("error"):
             print(f"clip {r['clip']}: not scored: {r['error']}", file=sys.stderr)
     if args.json:
-        write_json(args.json, {"method": separator.name, "split": args.split, "part": args.part,
+        write_json(args.json, {"method": separator.name, "split": split, "part": args.part,
                                "clips": summary["clips"], "failed": summary["failed"],
                                "vocals": summary["vocals"],
                                "accompaniment": summary["accompaniment"], "per_clip": results})
+    if args.report:
+        from .webpage import evaluation_report
+        print(evaluation_report(args.report, separator, clips, results, summary,
+                                title=f"{separator.name} on {len(clips)} clips of {args.data}",
+                                command_line=_command_line(args)))
     return 0
 
 
-def cmd_separate(args):
-    from tqdm import tqdm
+def _separate_plan(args):
+    """``[(input, stems folder, outputs)]``, refused before any work where it cannot be done.
+
+    Refused: an input that is not readable audio; an output that is an input; two inputs
+    whose stems would go to one folder (``a/song.wav b/song.flac``); an output that exists,
+    unless ``--force``; an ``-o`` that is a file.
+    """
     from . import audio
+    from .separation import outputs_of
+    if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+        raise ScratchnetError(f"cannot use output folder {args.outdir!r}: it is a file")
+    plan, seen = [], {}
+    for path in args.files:
+        audio.info(path)
+        folder, outputs = outputs_of(path, args.outdir, args.format)
+        key = os.path.normcase(os.path.abspath(folder))
+        if key in seen:
+            raise ScratchnetError(f"{seen[key]} and {path} would both write their stems to {folder}: "
+                                  "separate them in two calls with different -o folders")
+        seen[key] = path
+        if args.report:
+            outputs = outputs + [os.path.join(folder, "index.html")]
+        for out in outputs:
+            audio.check_not_input(out, args.files)
+        for out in outputs:
+            if os.path.lexists(out) and not args.force:
+                raise ScratchnetError(f"{out} already exists: use --force to replace it, or another -o")
+        plan.append((path, folder, outputs))
+    return plan
+
+
+def _bar(path, quiet):
+    """A progress bar counting the seconds of the input's audio separated so far; shown on a
+    terminal only (a log file would keep every redraw), and not with ``-q``."""
+    from tqdm import tqdm
+
+    from . import audio
+    n, sr, _ = audio.info(path)
+    return tqdm(total=n / sr, desc=os.path.basename(path), disable=True if quiet else None,
+                file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio "
+                           "[{elapsed}<{remaining}]")
+
+
+def _notice(message):
+    """A line on standard error, written above any progress bar, not into it."""
+    from tqdm import tqdm
+    tqdm.write(message, file=sys.stderr)
+
+
+def cmd_separate(args):
     from .separation import get_separator, separate_file
     if args.method in ("irm", "ibm"):
         raise ScratchnetError(f"method {args.method!r} needs the true sources: use it with evaluate")
-    for path in args.files:
-        audio.info(path)  # every input readable before any work
+    plan = _separate_plan(args)  # every input readable, every output free, before any work
     separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     told = []
 
     def on_downmix():
         if not told:
-            print("multi-channel input is averaged to mono before separation", file=sys.stderr)
+            _notice("multi-channel input is averaged to mono before separation" if args.mono else
+                    "multi-channel input: one mask from the channels averaged to mono is applied "
+                    "to each channel (--mono writes mono stems)")
             told.append(True)
 
-    for path in args.files:
-        with tqdm(total=None, unit="sample", unit_scale=True, desc=os.path.basename(path),
-                  disable=args.quiet, file=sys.stderr) as bar:
-            outs = separate_file(path, args.outdir, separator, fmt=args.format, bar=bar,
-                                 on_downmix=on_downmix)
+    for path, folder, _ in plan:
+        with _bar(path, args.quiet) as bar:
+            outs = separate_file(path, args.outdir, separator, fmt=args.format, mono=args.mono,
+                                 bar=bar, on_downmix=on_downmix)
+        if args.report:
+            outs.append(_song_page(args, path, folder, outs, separator.name))
         print("\n".join(outs))
     return 0
+
+
+def _mono16(path):
+    from . import audio
+    return audio.load(path)[0]
+
+
+def _song_page(args, path, folder, stems, method, *, references=None, scores=None, figure=None):
+    """The listening page beside the stems of one song; returns its path."""
+    from . import audio, report, webpage
+    n, sr, channels = audio.info(path)
+    if figure is None:  # the mixture and the two stems, as the network heard them (16 kHz mono)
+        figure = report.five_panel(_mono16(path), None, _mono16(stems[0]), None, _mono16(stems[1]),
+                                   title=f"{os.path.basename(path)}: {method}")
+    shape = {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+    return webpage.song_page(
+        folder, path, stems, title=f"{os.path.basename(path)}: vocals and accompaniment",
+        subtitle=f"{n / sr:.1f} s at {sr} Hz, {shape}; separated by {method}",
+        figure_uri=webpage.png_uri(figure), command_line=_command_line(args),
+        references=references, scores=scores)
+
+
+def _command_line(args):
+    return getattr(args, "command_line", None) or "scratchnet " + " ".join(sys.argv[1:])
 
 
 def cmd_figure(args):
     from . import data, report
     from .separation import get_separator
     report.check_figure_path(args.output)  # before any computing
-    clips = {c.name: c for c in data.find_clips(args.data)}
-    if args.clip not in clips:
-        raise ScratchnetError(f"clip {args.clip!r} is not in {args.data!r}")
+    clip = data.find_clip(args.data, args.clip, layout=args.layout)
     separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
-    mixture, vocals, accompaniment = data.load_clip(clips[args.clip])
+    mixture, vocals, accompaniment = data.load_clip(clip)
     refs = (vocals, accompaniment) if separator.needs_references else None
     est_v, est_a = separator.separate(mixture, references=refs)
     report.five_panel(mixture, vocals, est_v, accompaniment, est_a,
@@ -89,40 +180,72 @@ def cmd_figure(args):
     return 0
 
 
+def _demo_outputs(args, path):
+    """The demo's outputs, refused now if one exists (without --force) or is the input."""
+    from . import audio
+    from .separation import outputs_of
+    folder, stems = outputs_of(path, args.outdir)
+    outputs = ([] if args.file else [path]) + stems + [os.path.join(args.outdir, "demo.png")]
+    outputs += [os.path.join(folder, "index.html")] if args.report else []
+    for out in outputs:
+        if args.file:
+            audio.check_not_input(out, [args.file])
+        if os.path.lexists(out) and not args.force:
+            raise ScratchnetError(f"{out} already exists: use --force to replace it, or another -o")
+    return folder
+
+
+def _score_lines(scores):
+    """The demo's score table, as text."""
+    lines = [f"{'source':<15}{'NSDR':>8}{'SDR':>8}{'SIR':>8}{'SAR':>8}   (dB, against the true sources)"]
+    lines += [f"{row[0]:<15}" + "".join(f"{v:>8.2f}" for v in row[1:]) for row in scores]
+    return "\n".join(lines)
+
+
 def cmd_demo(args):
-    """Separate a user's file, or a synthetic song made on the spot, with the shipped model."""
+    """Separate a user's file, or a synthetic song made on the spot, with the shipped model;
+    score the stems when the true sources are known (the synthetic song)."""
     import numpy as np
-    from . import audio, report
+
+    from . import audio, metrics, report
     from .separation import DEFAULT_MODEL, get_separator, separate_file
     from .synthetic import synth_song
     if args.file:
         audio.info(args.file)
     make_folder(args.outdir, "output folder")
+    path = args.file or os.path.join(args.outdir, "demo_mixture.wav")
+    folder = _demo_outputs(args, path)
     method = "drnn" if os.path.isfile(DEFAULT_MODEL) else "rpca"
     if method != "drnn":
-        print("no shipped model found: using the rpca baseline", file=sys.stderr)
+        _notice("no shipped model found: using the rpca baseline")
     separator = get_separator(method)
-    if args.file:
-        path = args.file
-    else:
+    if not args.file:
         mixture, vocals, accompaniment = synth_song(args.seconds, seed=args.seed)
-        path = os.path.join(args.outdir, "demo_mixture.wav")
-        audio.save(path, 0.5 * mixture / np.max(np.abs(mixture)), 16000)
-        print(f"made a {args.seconds:g} s synthetic song: {path}")
-    outs = separate_file(path, args.outdir, separator)
-    print("\n".join(outs))
-    mix, _ = audio.load(path)
-    est_v, _ = audio.load(outs[0])
-    est_a, _ = audio.load(outs[1])
-    if args.file:
-        vocals = accompaniment = None  # a user's song has no references: three panels
-    else:
-        gain = 0.5 / np.max(np.abs(mixture))  # the level the song was written at
+        gain = 0.5 / np.max(np.abs(mixture))  # the level the song is written at
         vocals, accompaniment = vocals * gain, accompaniment * gain
+        audio.save(path, gain * mixture, 16000)
+        print(f"made a {args.seconds:g} s synthetic song: {path}")
+    with _bar(path, args.quiet) as bar:
+        outs = separate_file(path, args.outdir, separator, bar=bar,
+                             on_downmix=lambda: _notice("multi-channel input: one mask from the "
+                                                        "channels averaged to mono, applied to each"))
+    print("\n".join(outs))
+    mix, est_v, est_a = (audio.load(p)[0] for p in (path, *outs))
+    scores = references = None
+    if not args.file:  # the true sources are known: score the stems
+        result = metrics.bss_eval(vocals, accompaniment, est_v, est_a, mix)
+        scores = [[src, *(result[src][k] for k in ("NSDR", "SDR", "SIR", "SAR"))] for src in metrics.SOURCES]
+        print(_score_lines(scores))
+        references = [("vocals (true)", vocals, 16000), ("accompaniment (true)", accompaniment, 16000)]
+    else:  # a user's song has no references: three panels
+        vocals = accompaniment = None
     fig_path = os.path.join(args.outdir, "demo.png")
-    report.five_panel(mix, vocals, est_v, accompaniment, est_a, path=fig_path,
-                      title=f"{os.path.basename(path)}: {separator.name}")
+    fig = report.five_panel(mix, vocals, est_v, accompaniment, est_a, path=fig_path,
+                            title=f"{os.path.basename(path)}: {separator.name}")
     print(fig_path)
+    if args.report:
+        print(_song_page(args, path, folder, outs, separator.name, references=references,
+                         scores=scores, figure=fig))
     return 0
 
 
@@ -173,7 +296,7 @@ def cmd_curves(args):
 #: train's flags that set a model option, and those that set a training option.
 _MODEL_FLAGS = ("arch", "hidden", "layers", "context", "features", "cell", "bidirectional", "n_fft",
                 "hop_length", "window")
-_TRAIN_FLAGS = {"data": "data", "split": "split", "objective": "objective", "gamma": "gamma",
+_TRAIN_FLAGS = {"data": "data", "layout": "layout", "split": "split", "objective": "objective", "gamma": "gamma",
                 "floor": "floor", "optimizer": "optimizer", "lr": "lr", "lr_decay": "lr_decay",
                 "batch_size": "batch_size", "shift_step": "shift_step",
                 "max_batches": "max_batches_per_epoch", "train_clips": "train_clips",
@@ -211,7 +334,7 @@ def train_config(args):
                         old[1] if args.epochs is None else args.epochs]]
     cfg = TrainConfig.from_dict(dict(d, model=make_config(**model))).check()
     if not cfg.data:
-        raise ScratchnetError("--data is required (the folder of MIR-1K clips)")
+        raise ScratchnetError("--data is required (the folder of MIR-1K clips or of tracks of stems)")
     return cfg
 
 

@@ -1,5 +1,9 @@
 """MIR-1K: finding the clips, the named splits, Huang's mixtures, augmentation and training batches.
 
+A data folder may also hold one's own multitracks in the "stems" layout of MUSDB18
+(:mod:`scratchnet.stems`); :func:`find_parts` tells the two apart and lists the clips of
+either, and :func:`load_sources` reads a clip of either.
+
 A MIR-1K clip is a stereo file ``<singer>_<song>_<clip>.wav|.flac`` whose left channel is the
 accompaniment and right channel the singing voice.  Huang et al. (2014) scale each source to
 unit L2 norm and sum them, a 0 dB mixture; they train on the 175 clips of singers abjones and
@@ -9,6 +13,7 @@ accompaniment rotated against the vocals in steps of 10,000 samples, each shift 
 Nothing here holds the augmented set in memory: :class:`SequenceStream` makes each batch from
 the clips' waveforms on the fly, a small pool of (clip, shift) pairs at a time.
 """
+import collections
 import dataclasses
 import os
 import re
@@ -22,6 +27,7 @@ from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, stft
 AUDIO_EXTENSIONS = (".wav", ".flac")
 HUANG_TRAIN_SINGERS = ("abjones", "amy")
 SPLITS = ("huang", "amer", "course", "singer")
+LAYOUTS = ("mir1k", "stems")
 _NAME = re.compile(r"^(?P<singer>[A-Za-z0-9]+)_(?P<song>\d+)_(?P<clip>\d+)$")
 
 
@@ -103,11 +109,68 @@ def describe_split(parts):
     return ", ".join(f"{k} {len(v)}" for k, v in parts.items())
 
 
+#: What :func:`find_parts` found: the layout, the split's name, its parts and one line saying so.
+Found = collections.namedtuple("Found", "layout split parts description")
+
+
+def detect_layout(data_dir):
+    """``"mir1k"`` for a folder of MIR-1K clips, ``"stems"`` for a folder of track folders."""
+    if not os.path.isdir(data_dir):
+        raise ScratchnetError(f"data folder {data_dir!r} does not exist or is not a folder")
+    if any(_NAME.match(os.path.splitext(e)[0]) and os.path.splitext(e)[1].lower() in AUDIO_EXTENSIONS
+           for e in os.listdir(data_dir)):
+        return "mir1k"
+    from . import stems
+    if stems.is_stems_folder(data_dir):
+        return "stems"
+    raise ScratchnetError(
+        f"no MIR-1K clips (<singer>_<song>_<clip>.wav or .flac) and no tracks of stems "
+        f"(<track>/vocals.wav with accompaniment.wav or drums/bass/other) found in {data_dir!r}")
+
+
+def find_parts(data_dir, *, layout=None, split_name=None, seed=0):
+    """The clips of each part of a data folder of either layout, as a :data:`Found`.
+
+    ``layout`` None detects it.  MIR-1K folders are split by ``split_name`` (default
+    ``huang``; see :func:`split`); stems folders by track (:func:`scratchnet.stems.find_parts`),
+    and refuse a ``split_name``.
+    """
+    layout = layout or detect_layout(data_dir)
+    if layout not in LAYOUTS:
+        raise ScratchnetError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+    if layout == "stems":
+        from . import stems
+        if split_name is not None:
+            raise ScratchnetError(f"--split {split_name} is for MIR-1K folders: a stems folder is split "
+                                  "by track (its train/ and test/ folders, or a seeded 80/20 split)")
+        if not os.path.isdir(data_dir):
+            raise ScratchnetError(f"data folder {data_dir!r} does not exist or is not a folder")
+        parts, description = stems.find_parts(data_dir, seed=seed)
+        return Found("stems", "tracks", parts, description)
+    split_name = split_name or "huang"
+    parts = split(find_clips(data_dir), split_name, seed=seed)
+    return Found("mir1k", split_name, parts, f"split {split_name}: {describe_split(parts)}")
+
+
+def find_clip(data_dir, name, *, layout=None):
+    """The clip called ``name`` in a data folder of either layout (any part)."""
+    found = find_parts(data_dir, layout=layout)
+    clips = {c.name: c for part in found.parts.values() for c in part}
+    if name not in clips:
+        hint = (f" (a stems clip is named <track>@<start>s, e.g. {next(iter(clips))!r})"
+                if found.layout == "stems" and clips else "")
+        raise ScratchnetError(f"clip {name!r} is not in {data_dir!r}{hint}")
+    return clips[name]
+
+
 def load_sources(clip, *, sr=SAMPLE_RATE):
     """The clip's (vocals, accompaniment) as float64 at ``sr``, each scaled to unit L2 norm.
 
-    A silent channel stays all zeros (there is no norm to divide by).
+    A silent channel stays all zeros (there is no norm to divide by).  A clip of another
+    layout (a :class:`scratchnet.stems.Excerpt`) reads itself.
     """
+    if hasattr(clip, "load_sources"):
+        return clip.load_sources(sr=sr)
     y, sr_in = audio.load_channels(clip.path)
     if y.ndim != 2 or y.shape[1] < 2:
         raise ScratchnetError(f"{clip.path}: a MIR-1K clip must be stereo (accompaniment, vocals)")
@@ -186,10 +249,13 @@ class SequenceStream:
         if seq_len < 1 or batch_size < 1:
             raise ScratchnetError(f"{seq_len=} and {batch_size=} must be positive")
         self.sources = sources  # list of (vocals, accompaniment) waveforms
+        # ... or a sequence that reads them when asked (scratchnet.stems.ExcerptSources),
+        # whose lengths plan the epoch without reading anything
+        self.lengths = list(getattr(sources, "lengths", None) or [v.shape[0] for v, _ in sources])
         self.seq_len, self.batch_size, self.pool = seq_len, batch_size, pool
         self.stft_kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
-        self.pairs = [(i, s) for i, (v, _) in enumerate(sources)
-                      for s in circular_shifts(v.shape[0], shift_step)]
+        self.pairs = [(i, s) for i, n in enumerate(self.lengths)
+                      for s in circular_shifts(n, shift_step)]
         self.seed = seed
         self.augment = augment  # augment(rng, sources, i, shift) -> (v, a): see scratchnet.augment
 
@@ -201,7 +267,7 @@ class SequenceStream:
 
     def frames_per_epoch(self):
         hop = self.stft_kw["hop_length"]
-        return sum(1 + self.sources[i][0].shape[0] // hop for i, _ in self.pairs)
+        return sum(1 + self.lengths[i] // hop for i, _ in self.pairs)
 
     def batches_per_epoch(self):
         return self.frames_per_epoch() // (self.seq_len * self.batch_size)

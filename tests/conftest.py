@@ -48,3 +48,45 @@ def fake_mir1k(tmp_path_factory):
                         ext=".wav" if i % 2 else ".flac")
     (folder / "README.txt").write_text("not a clip")
     return str(folder)
+
+
+def write_stems_track(folder, name, *, seconds=12.0, sr=22050, channels=2, seed=0,
+                      split_accompaniment=False, mixture=True, ext=".wav"):
+    """A track folder of the stems layout: vocals and accompaniment (or drums, bass and
+    other: the accompaniment's low, high and middle bands, which sum to it), at ``sr``,
+    ``channels`` channels (panned apart), with ``mixture`` the sum of them all."""
+    _, vocals, accompaniment = synth_song(seconds, sr=sr, seed=seed)
+    pan = np.linspace(1.0, 0.6, channels)  # a stereo image: each channel its own mix
+
+    def spread(x, gains):
+        return x[:, None] * gains if channels > 1 else x
+
+    stems = {"vocals": spread(0.4 * vocals / np.abs(vocals).max(), pan)}
+    acc = 0.4 * accompaniment / np.abs(accompaniment).max()
+    if split_accompaniment:
+        spec, f = np.fft.rfft(acc), np.fft.rfftfreq(acc.size, 1 / sr)
+        bands = {"bass": f < 250, "drums": f >= 4000, "other": (f >= 250) & (f < 4000)}
+        for stem, band in bands.items():
+            stems[stem] = spread(np.fft.irfft(spec * band, acc.size), pan[::-1])
+    else:
+        stems["accompaniment"] = spread(acc, pan[::-1])
+    track = os.path.join(folder, name)
+    os.makedirs(track, exist_ok=True)
+    for stem, y in stems.items():
+        sf.write(os.path.join(track, stem + ext), y, sr, subtype="FLOAT" if ext == ".wav" else "PCM_24")
+    if mixture:
+        sf.write(os.path.join(track, "mixture" + ext), sum(stems.values()), sr,
+                 subtype="FLOAT" if ext == ".wav" else "PCM_24")
+    return track
+
+
+@pytest.fixture(scope="session")
+def fake_stems(tmp_path_factory):
+    """A stems folder of 6 synthetic tracks: rates 16, 22.05 and 44.1 kHz, mono and stereo,
+    accompaniment whole or as drums/bass/other, WAV and FLAC, 11 to 21 s (1 or 2 excerpts)."""
+    folder = tmp_path_factory.mktemp("stems")
+    for i in range(6):
+        write_stems_track(str(folder), f"track {i} - artist", seconds=11.0 + 2 * i, seed=10 + i,
+                          sr=(16000, 22050, 44100)[i % 3], channels=1 + i % 2,
+                          split_accompaniment=i % 2 == 0, mixture=i < 4, ext=(".wav", ".flac")[i % 2])
+    return str(folder)

@@ -28,6 +28,7 @@ class TrainConfig:
     ``"reference"`` (the readable NumPy forward/backward pairs of :mod:`scratchnet.nn`).
     """
     data: str = ""
+    layout: str = ""               # "mir1k" or "stems" ("" = told by the data folder)
     split: str = "huang"
     split_seed: int = 0
     model: dict = dataclasses.field(default_factory=dict)
@@ -66,6 +67,8 @@ class TrainConfig:
 
     def check(self):
         """Refuse, before any work, options that would fail later (names, floor, stages)."""
+        if self.layout not in ("", "mir1k", "stems"):
+            raise ScratchnetError(f"layout={self.layout!r} must be mir1k or stems (or empty: detected)")
         if self.backend not in BACKENDS:
             raise ScratchnetError(f"backend={self.backend!r} must be one of {', '.join(BACKENDS)}")
         if self.optimizer != "lbfgs" and self.optimizer not in optimizers.OPTIMIZERS:

@@ -3,6 +3,10 @@
 The model's STFT (``n_fft``, ``hop_length``, ``window`` in its config) is the one used for
 everything here: the feature statistics, the training batches and the validation, so a model
 trained with ``--n-fft 512`` is run by ``separate`` and ``evaluate`` with that same STFT.
+
+A MIR-1K folder's training clips are read into memory (175 clips: tens of MB); a stems
+folder's excerpts are read when a batch needs them (:class:`scratchnet.stems.ExcerptSources`),
+so a collection of any size trains in bounded memory.
 """
 import numpy as np
 
@@ -37,36 +41,57 @@ def validate(model, clips, workers=2):
     return metrics.aggregate(metrics.evaluate(sep, clips, workers=workers, progress=False))
 
 
-def hold_out(train, n_valid, seed, log=print):
+def hold_out(train, n_valid, seed, log=print, *, group=None, what="clip"):
     """Split a seeded ``n_valid`` of the training clips off for validation: ``(train, valid)``.
 
-    When ``n_valid`` would take half the clips or more (a small folder: the default 25 of 25
-    leaves nothing to train on), about one in seven is held out instead (none from a single
-    clip), and ``log`` says so in one line.
+    With ``group(clip) -> key`` whole groups are held out (a stems folder's excerpts by
+    track, ``what="track"``): ``n_valid`` counts groups.  When ``n_valid`` would take half of
+    them or more (a small folder: the default 25 of 25 leaves nothing to train on), about one
+    in seven is held out instead (none from a single one), and ``log`` says so in one line.
     """
-    if n_valid and 2 * n_valid >= len(train):
+    keys = [group(c) for c in train] if group else list(range(len(train)))  # each clip's unit
+    units = list(dict.fromkeys(keys))
+    n = len(units)
+    if n_valid and 2 * n_valid >= n:
         asked = n_valid
-        n_valid = max(1, round(len(train) * VALID_SHARE)) if len(train) > 1 else 0
-        log(f"only {len(train)} training clip(s): holding out {n_valid} for validation instead of "
+        n_valid = max(1, round(n * VALID_SHARE)) if n > 1 else 0
+        log(f"only {n} training {what}(s): holding out {n_valid} for validation instead of "
             f"{asked} (choose with --valid-clips)" if n_valid else
-            "only 1 training clip: no validation (best.npz is the last epoch's model)")
+            f"only 1 training {what}: no validation (best.npz is the last epoch's model)")
     rng = np.random.default_rng(seed)
-    idx = set(rng.permutation(len(train))[:n_valid].tolist())
-    return ([c for i, c in enumerate(train) if i not in idx],
-            [c for i, c in enumerate(train) if i in idx])
+    held = {units[i] for i in rng.permutation(n)[:n_valid].tolist()}
+    return ([c for c, k in zip(train, keys) if k not in held], [c for c, k in zip(train, keys) if k in held])
 
 
 def split_clips(cfg, log=print):
-    """The run's training and validation clips: ``(train, valid)``."""
-    parts = data.split(data.find_clips(cfg.data), cfg.split, seed=cfg.split_seed)
-    train, valid = parts["train"], parts["valid"]
+    """The run's training and validation clips: ``(train, valid)``.
+
+    A stems folder (``cfg.layout``, or detected) is split by track, and its validation
+    tracks are held out whole; ``cfg.split`` names MIR-1K's splits only.
+    """
+    layout = cfg.layout or data.detect_layout(cfg.data)
+    stems = layout == "stems"
+    found = data.find_parts(cfg.data, layout=layout, seed=cfg.split_seed,
+                            split_name=None if stems and cfg.split == "huang" else cfg.split)
+    train, valid = found.parts["train"], found.parts["valid"]
     if not train:
-        raise ScratchnetError(f"split {cfg.split!r} has no training clips in {cfg.data!r}")
+        raise ScratchnetError(f"split {found.split!r} has no training clips in {cfg.data!r}")
     if not valid and cfg.valid_clips:
-        train, valid = hold_out(train, cfg.valid_clips, cfg.split_seed, log)
+        train, valid = hold_out(train, cfg.valid_clips, cfg.split_seed, log,
+                                group=(lambda c: c.singer) if stems else None,
+                                what="track" if stems else "clip")
     if cfg.train_clips:
         train = train[: cfg.train_clips]
     return train, valid
+
+
+def load_waveforms(clips):
+    """The clips' (vocals, accompaniment) float32 waveforms: a list, or for a stems folder's
+    excerpts a sequence that reads each when asked (memory bounded by what is in use)."""
+    if clips and hasattr(clips[0], "load_sources"):
+        from ..stems import ExcerptSources
+        return ExcerptSources(clips)
+    return [tuple(s.astype(np.float32) for s in data.load_sources(c)) for c in clips]
 
 
 def load_training_data(cfg, train):
@@ -74,10 +99,11 @@ def load_training_data(cfg, train):
 
     Returns
     -------
-    sources : list of (vocals, accompaniment) float32 waveforms, one pair per clip
+    sources : list of (vocals, accompaniment) float32 waveforms, one pair per clip (see
+        :func:`load_waveforms`)
     model : Model, with its feature statistics set from ``sources`` (unless ``init_from``)
     """
-    sources = [tuple(s.astype(np.float32) for s in data.load_sources(c)) for c in train]
+    sources = load_waveforms(train)
     if cfg.init_from:
         model = load_model(cfg.init_from)
     else:
