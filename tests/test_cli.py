@@ -227,3 +227,80 @@ def test_gated_bidirectional_training_with_augmentation_then_shipped_names(fake_
                           "unknown model 'drnn9'", "scratchnet models")
     assert_one_line_error(run_cli("train", "--data", fake_mir1k, "--out", str(tmp_path / "r2"),
                                   "--augment", "remix=2"), "remix=2.0")
+
+
+def _stereo_song(path, seconds=3.0, sr=44100, seed=0):
+    from scratchnet.synthetic import synth_song
+    x, _, _ = synth_song(seconds, sr=sr, seed=seed)
+    sf.write(path, 0.4 * np.stack([x, 0.6 * x + 0.05 * np.roll(x, 99)], 1) / np.abs(x).max(), sr)
+    return path
+
+
+def test_stereo_stems_sum_back_and_mono_on_request(tiny_model, tmp_path):
+    song = _stereo_song(tmp_path / "song.wav")
+    x, _ = sf.read(song)
+    assert main(["separate", str(song), "-o", str(tmp_path / "st"), "--model", tiny_model, "-q"]) == 0
+    v, sr = sf.read(tmp_path / "st" / "song" / "vocals.wav")
+    a, _ = sf.read(tmp_path / "st" / "song" / "accompaniment.wav")
+    assert sr == 44100 and v.shape == a.shape == x.shape
+    assert np.max(np.abs(v + a - x)) <= 3 / 32768  # exact but for the files' 16-bit rounding
+    assert main(["separate", str(song), "-o", str(tmp_path / "mo"), "--model", tiny_model, "-q", "--mono"]) == 0
+    assert sf.info(tmp_path / "mo" / "song" / "vocals.wav").channels == 1
+
+
+def test_existing_outputs_are_replaced_only_with_force(tiny_model, tmp_path):
+    song = _stereo_song(tmp_path / "song.wav")
+    args = ["separate", str(song), "-o", str(tmp_path / "o"), "--model", tiny_model, "-q"]
+    assert run_cli(*args).returncode == 0
+    vocals = tmp_path / "o" / "song" / "vocals.wav"
+    vocals.write_bytes(b"mine")
+    proc = run_cli(*args)
+    assert_one_line_error(proc, str(vocals), "already exists", "--force")
+    assert vocals.read_bytes() == b"mine"
+    assert run_cli(*args, "--force").returncode == 0
+    assert sf.info(vocals).channels == 2
+
+
+def test_inputs_that_would_share_a_folder_are_refused_before_any_work(tiny_model, tmp_path):
+    for sub, ext in (("a", ".wav"), ("b", ".flac")):
+        (tmp_path / sub).mkdir()
+        _stereo_song(tmp_path / sub / f"song{ext}", seconds=1.0)
+    proc = run_cli("separate", str(tmp_path / "a" / "song.wav"), str(tmp_path / "b" / "song.flac"),
+                   "-o", str(tmp_path / "out"), "--model", tiny_model, "-q")
+    assert_one_line_error(proc, "a/song.wav and ", "b/song.flac", "would both write", str(tmp_path / "out" / "song"))
+    assert not (tmp_path / "out").exists()
+
+
+class _Terminal(__import__("io").StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_bar_counts_seconds_and_notices_go_above_it(tiny_model, tmp_path, monkeypatch):
+    song = _stereo_song(tmp_path / "song.wav", seconds=3.0)
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["separate", str(song), "-o", str(tmp_path / "o"), "--model", tiny_model]) == 0
+    pieces = [p.strip() for p in err.getvalue().replace("\r", "\n").split("\n") if p.strip()]
+    assert any(p.startswith("song.wav: 100%") and "| 3/3 s of audio [" in p for p in pieces), pieces
+    notice = "multi-channel input: one mask from the channels averaged to mono is applied to each channel"
+    assert any(p.startswith(notice) for p in pieces), pieces  # a line of its own ...
+    assert not any(notice in p and "of audio" in p for p in pieces)  # ... never inside the bar's
+
+
+def test_demo_prints_the_scores_of_its_stems(tmp_path):
+    proc = run_cli("demo", "-o", str(tmp_path / "d"), "--seconds", "4", "-q")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # -q: no bar
+    rows = {ln.split()[0]: [float(v) for v in ln.split()[1:]] for ln in proc.stdout.splitlines()
+            if ln.startswith(("vocals ", "accompaniment "))}
+    assert set(rows) == {"vocals", "accompaniment"} and all(len(r) == 4 for r in rows.values())
+    assert rows["vocals"][0] > 3 and rows["accompaniment"][0] > 3  # NSDR of the shipped model, dB
+    assert "NSDR" in proc.stdout and "SIR" in proc.stdout
+    again = run_cli("demo", "-o", str(tmp_path / "d"), "--seconds", "4", "-q")
+    assert_one_line_error(again, "demo_mixture.wav already exists", "--force")
+    assert run_cli("demo", "-o", str(tmp_path / "d"), "--seconds", "4", "-q", "--force").returncode == 0
+
+
+def test_the_layouts_are_those_of_data():
+    from scratchnet import cli, data
+    assert cli.LAYOUTS == data.LAYOUTS
