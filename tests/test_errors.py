@@ -7,6 +7,7 @@ any moment ends with status 130, SIGTERM with 143, one line each, and no tempora
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,3 +247,66 @@ def test_train_options_that_cannot_work_leave_no_run_folder(fake_mir1k, tmp_path
                    "dnn", "--hidden", "8", "--batch-size", "2", "--valid-clips", "1", "-q", *flags)
     assert_one_line(proc, 2, *words)
     assert os.listdir(tmp_path) == []
+
+
+def _stems_case(folder, case):
+    """A stems folder with one mistake in it (besides a good track)."""
+    from conftest import write_stems_track
+    good = write_stems_track(str(folder), "good", seconds=3.0, sr=16000, seed=1)
+    bad = write_stems_track(str(folder), "bad", seconds=3.0, sr=16000, seed=2, split_accompaniment=True)
+    if case == "no vocals":
+        os.unlink(os.path.join(bad, "vocals.wav"))
+    elif case == "no accompaniment":
+        for stem in ("drums", "bass", "other"):
+            os.unlink(os.path.join(bad, f"{stem}.wav"))
+    elif case == "lengths":
+        y, sr = sf.read(os.path.join(bad, "bass.wav"))
+        sf.write(os.path.join(bad, "bass.wav"), y[:-100], sr)
+    elif case == "rates":
+        y, _ = sf.read(os.path.join(bad, "drums.wav"))
+        sf.write(os.path.join(bad, "drums.wav"), y, 22050)
+    elif case == "not audio":
+        with open(os.path.join(bad, "other.wav"), "w") as f:
+            f.write("not audio")
+    elif case == "mixture":  # seen when the track is read: the only track, so training reads it
+        y, sr = sf.read(os.path.join(bad, "mixture.wav"))
+        sf.write(os.path.join(bad, "mixture.wav"), np.roll(y, 5000), sr)
+        shutil.rmtree(good)
+    return str(folder), good
+
+
+@pytest.mark.parametrize("case, words", [
+    ("no vocals", ["track 'bad'", "has no vocals.wav or vocals.flac"]),
+    ("no accompaniment", ["track 'bad'", "has vocals but no accompaniment", "drums, bass and other"]),
+    ("lengths", ["track 'bad': bass.wav has 47900 samples but vocals.wav 48000", "one length"]),
+    ("rates", ["track 'bad': drums.wav is at 22050 Hz but vocals.wav at 16000 Hz", "one rate"]),
+    ("not audio", ["other.wav: not a readable audio file"]),
+    ("mixture", ["track 'bad': mixture.wav is not the sum of its stems", "dB"])])
+def test_a_stems_folder_with_a_mistake(tmp_path, case, words):
+    data_dir, _ = _stems_case(tmp_path / "stems", case)
+    out = tmp_path / "runs" / "r"
+    assert_one_line(run_cli("train", "--data", data_dir, "--out", str(out), "--model", "dnn", "--hidden", "8",
+                            "--seq-len", "5", "--batch-size", "2", "--workers", "1", "-q"), 2, *words)
+    assert not (tmp_path / "runs").exists()  # refused before the run folder was made
+    if case != "mixture":  # found from the headers, before any work: evaluate says it as its first line
+        assert_one_line(run_cli("evaluate", "--method", "irm", "--data", data_dir, "-q"), 2, *words)
+
+
+def test_an_empty_folder_for_either_layout(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line(run_cli("evaluate", "--method", "irm", "--data", str(empty), "-q"), 2,
+                    "no MIR-1K clips", "no tracks of stems", "empty")
+    assert_one_line(run_cli("evaluate", "--method", "irm", "--data", str(empty), "--layout", "stems", "-q"),
+                    2, "no tracks", "found in", "empty")
+    (empty / "train").mkdir()
+    assert_one_line(run_cli("train", "--data", str(empty), "--layout", "stems", "--out", str(tmp_path / "r"),
+                            "-q"), 2, "no tracks", "empty")
+    assert_one_line(run_cli("figure", "--data", str(empty), "--clip", "x@0s", "-o", str(tmp_path / "f.png")),
+                    2, "no MIR-1K clips")
+
+
+def test_a_split_for_mir1k_on_a_stems_folder(tmp_path):
+    data_dir, _ = _stems_case(tmp_path / "stems", "none")
+    assert_one_line(run_cli("evaluate", "--method", "irm", "--data", data_dir, "--split", "amer", "-q"),
+                    2, "--split amer is for MIR-1K folders", "split by track")
