@@ -101,12 +101,13 @@ def read_track(folder):
     frames, sr, _ = audio.info(vocals)
     for path in parts + ((mixture,) if mixture else ()):
         n, rate, _ = audio.info(path)
+        this, first = os.path.basename(path), os.path.basename(vocals)
         if rate != sr:
-            raise ScratchnetError(f"track {name!r}: {os.path.basename(path)} is at {rate} Hz but "
-                                  f"{os.path.basename(vocals)} at {sr} Hz: a track's stems must share one rate")
+            raise ScratchnetError(f"track {name!r}: {this} is at {rate} Hz but {first} at {sr} Hz: "
+                                  "a track's stems must share one rate")
         if n != frames:
-            raise ScratchnetError(f"track {name!r}: {os.path.basename(path)} has {n} samples but "
-                                  f"{os.path.basename(vocals)} {frames}: a track's stems must have one length")
+            raise ScratchnetError(f"track {name!r}: {this} has {n} samples but {first} {frames}: "
+                                  "a track's stems must have one length")
     return Track(name, folder, vocals, parts, mixture, sr, frames)
 
 

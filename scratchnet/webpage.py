@@ -63,8 +63,8 @@ def _for_player(block, sr):
 def _encode(blocks, sr, channels):
     """MP3 bytes of the (k, C) blocks at rate ``sr``."""
     buf = io.BytesIO()
-    with sf.SoundFile(buf, "w", _mp3_rate(sr), 2 if channels == 2 else 1, format="MP3", subtype="MPEG_LAYER_III",
-                      compression_level=COMPRESSION) as f:
+    with sf.SoundFile(buf, "w", _mp3_rate(sr), 2 if channels == 2 else 1, format="MP3",
+                      subtype="MPEG_LAYER_III", compression_level=COMPRESSION) as f:
         for block in blocks:
             f.write(np.clip(_for_player(block, sr), -1.0, 1.0))
     return buf.getvalue()
@@ -268,11 +268,12 @@ def evaluation_report(folder, separator, clips, results, summary, *, title, comm
             with new_folder(stems_dir):
                 links = [audio.save(os.path.join(stems_dir, f"{name}.wav"), y, 16000)
                          for name, y in (("vocals", est_v), ("accompaniment", est_a))]
+            rel = [os.path.relpath(p, folder) for p in links]
             items = [("mixture", audio_uri(mixture, 16000)),
                      ("vocals (true)", audio_uri(vocals, 16000)),
-                     ("vocals (separated)", audio_uri(est_v, 16000), os.path.relpath(links[0], folder)),
+                     ("vocals (separated)", audio_uri(est_v, 16000), rel[0]),
                      ("accompaniment (true)", audio_uri(accompaniment, 16000)),
-                     ("accompaniment (separated)", audio_uri(est_a, 16000), os.path.relpath(links[1], folder))]
+                     ("accompaniment (separated)", audio_uri(est_a, 16000), rel[1])]
             fig = report.five_panel(mixture, vocals, est_v, accompaniment, est_a,
                                     title=f"{r['clip']}: {separator.name}")
             featured.append((r, items, png_uri(fig)))

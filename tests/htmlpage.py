@@ -137,7 +137,8 @@ def in_chromium(path, browser):
         f.write(text.replace("</body>", PROBE + "</body>"))
     try:
         proc = subprocess.run([browser, *FLAGS, "--virtual-time-budget=30000", "--dump-dom",
-                               pathlib.Path(probe).resolve().as_uri()], capture_output=True, text=True, timeout=120)
+                               pathlib.Path(probe).resolve().as_uri()],
+                              capture_output=True, text=True, timeout=120)
     finally:
         os.unlink(probe)
     start = proc.stdout.find('<pre id="probe">')

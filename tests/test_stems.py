@@ -12,7 +12,6 @@ import soundfile as sf
 from conftest import write_stems_track
 from scratchnet import audio, data, stems, training
 from scratchnet.errors import ScratchnetError
-from scratchnet.models import make_config
 
 
 def run_cli(*args):

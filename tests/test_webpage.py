@@ -15,7 +15,8 @@ from scratchnet.models import Model, make_config
 from scratchnet.synthetic import synth_song
 
 BROWSER = htmlpage.chromium()
-needs_chromium = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(BROWSER is None,
+                                    reason="no Chromium installed (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
