@@ -80,12 +80,14 @@ def audio_uri(y, sr):
 def audio_file_uri(path, block_seconds=30):
     """A ``data:audio/mpeg`` URI of an audio file, read and encoded one block at a time.
 
-    A file at a rate MP3 cannot hold (above 48 kHz, say) is resampled block by block for
-    the player; the blocks are long, so their joins are not heard.
+    A file at a rate MP3 cannot hold (above 48 kHz, say) is read whole and resampled in one
+    piece for the player: resampling block by block would leave the filter's edges at
+    every join.
     """
     info = sf.info(os.fspath(path))
-    blocks = sf.blocks(os.fspath(path), blocksize=int(block_seconds * info.samplerate),
-                       dtype="float64", always_2d=True)
+    whole = _mp3_rate(info.samplerate) != info.samplerate
+    blocksize = info.frames if whole else int(block_seconds * info.samplerate)
+    blocks = sf.blocks(os.fspath(path), blocksize=blocksize, dtype="float64", always_2d=True)
     data = _encode(blocks, info.samplerate, info.channels)
     return "data:audio/mpeg;base64," + base64.b64encode(data).decode("ascii")
 
