@@ -7,14 +7,11 @@ from ._check import (REFERENCE, TOL, call, errors, finish, numeric, passes, run,
 
 
 # --------------------------------------------------------------------------- the ReLU RNN
-_rnn_inputs = rnn_inputs  # drawn away from the ReLU's kink (scratchnet.gradcheck)
-
-
 _STEP_NAMES = ("dx", "dprev_h", "dWx", "dWh", "db")
 
 
 def _step_errors(fn, forward, rng, N, D, H, positive=False):
-    x, prev_h, Wx, Wh, b = _rnn_inputs(rng, N, 1, D, H, positive)
+    x, prev_h, Wx, Wh, b = rnn_inputs(rng, N, 1, D, H, positive)
     x = x[:, 0].copy()
     args = [x, prev_h, Wx, Wh, b]
     out, cache = call(forward, *args, n=2)
@@ -100,7 +97,7 @@ _BPTT_HINTS = {
 
 
 def _bptt_errors(fn, forward, rng, N, T, D, H, k=None, positive=False):
-    x, h0, Wx, Wh, b = _rnn_inputs(rng, N, T, D, H, positive)
+    x, h0, Wx, Wh, b = rnn_inputs(rng, N, T, D, H, positive)
     args = [x, h0, Wx, Wh, b]
     out, cache = call(forward, *args, n=2)
     dh = rng.standard_normal(np.shape(out))

@@ -45,6 +45,9 @@ class Model:
         self.config = make_config(**config)
         self.dtype = np.dtype(self.config["dtype"])
         self.specs = layer_specs(self.config)
+        # each layer's tensor names, and the first layer with weights: fixed by the config
+        self._names = [list(LAYERS[s["kind"]].tensors(s)) for s in self.specs]
+        self._first = min(i for i, names in enumerate(self._names) if names)
         F = self.config["n_bins"]
         self.params = params if params is not None else self._init_params()
         self.buffers = buffers if buffers is not None else {
@@ -55,9 +58,9 @@ class Model:
         return {f"{s['name']}/{t}": make(shape, rng, self.dtype)
                 for s in self.specs for t, (shape, make) in LAYERS[s["kind"]].tensors(s).items()}
 
-    def _tensors(self, spec):
-        """The tensors of one layer by short name: ``{"W": ..., "b": ...}``."""
-        return {t: self.params[f"{spec['name']}/{t}"] for t in LAYERS[spec["kind"]].tensors(spec)}
+    def _tensors(self, i):
+        """The tensors of layer ``i`` by short name: ``{"W": ..., "b": ...}``."""
+        return {t: self.params[f"{self.specs[i]['name']}/{t}"] for t in self._names[i]}
 
     def n_params(self):
         return int(sum(v.size for v in self.params.values()))
@@ -85,8 +88,8 @@ class Model:
             raise ScratchnetError(
                 f"model expects magnitudes of shape (N, T, {self.config['n_bins']}), got {X.shape}")
         h, caches = self._features(X), []
-        for spec in self.specs:
-            h, cache = LAYERS[spec["kind"]].forward(h, self._tensors(spec), spec)
+        for i, spec in enumerate(self.specs):
+            h, cache = LAYERS[spec["kind"]].forward(h, self._tensors(i), spec)
             caches.append(cache)
         (y1, y2), mask_cache = pick(mask, "mask_forward")(h, X, self.config["mask_eps"])
         return (y1, y2), (X, caches, mask_cache)
@@ -106,10 +109,9 @@ class Model:
         X, caches, mask_cache = cache
         dh, dX = pick(mask, "mask_backward")(dy1, dy2, mask_cache)
         grads = {}
-        first = min(i for i, s in enumerate(self.specs) if LAYERS[s["kind"]].tensors(s))
         for i in reversed(range(len(self.specs))):
-            spec, need_dx = self.specs[i], input_grad or i > first
-            dh, g = LAYERS[spec["kind"]].backward(dh, caches[i], self._tensors(spec), spec, need_dx)
+            spec, need_dx = self.specs[i], input_grad or i > self._first
+            dh, g = LAYERS[spec["kind"]].backward(dh, caches[i], self._tensors(i), spec, need_dx)
             grads.update({f"{spec['name']}/{t}": v for t, v in g.items()})
             if not need_dx:
                 return grads, None  # nothing below the first weighted layer has weights
@@ -132,8 +134,8 @@ class Model:
         point, so checks assert this margin is far larger than h times the input's weight.
         """
         h, margins = self._features(np.asarray(X, self.dtype)), []
-        for spec in self.specs:
-            kind, p = LAYERS[spec["kind"]], self._tensors(spec)
+        for i, spec in enumerate(self.specs):
+            kind, p = LAYERS[spec["kind"]], self._tensors(i)
             out, _ = kind.forward(h, p, spec)
             m = kind.margin(h, out, p, spec) if kind.margin else None
             if m is not None:
