@@ -23,6 +23,7 @@ from numba import njit
 
 from .errors import ScratchnetError
 from .nn.backend import get_backend
+from .nn.threads import over_slices
 
 
 # --------------------------------------------------------------------------- base class
@@ -131,12 +132,19 @@ def global_norm(arrays):
     return float(np.sqrt(sum(square_sum(a) for a in arrays.values())))
 
 
-@njit(cache=True)
-def _sum_of_squares(a):
-    total = 0.0
-    for i in range(a.size):
-        total += np.float64(a[i]) * np.float64(a[i])
-    return total
+# Both kernels below run on stretches of a flat array, one per thread (nn/threads.py).  The
+# sum of squares is taken in fixed chunks whatever the thread count, so the norm, and the
+# clipping that follows it, are the same to the bit with 1 or 2 threads.
+_CHUNK = 1 << 16  # elements per partial sum; also the shortest stretch worth a thread
+
+
+@njit(cache=True, nogil=True)
+def _sum_of_squares(a, partial, c0, c1):
+    for c in range(c0, c1):  # partial[c]: the sum over chunk c, in float64
+        total = 0.0
+        for i in range(c * _CHUNK, min((c + 1) * _CHUNK, a.size)):
+            total += np.float64(a[i]) * np.float64(a[i])
+        partial[c] = total
 
 
 def sum_of_squares_numpy(a):
@@ -146,7 +154,10 @@ def sum_of_squares_numpy(a):
 
 def sum_of_squares(a):
     """``sum(a**2)`` accumulated in float64, without a float64 copy of ``a`` (a Numba loop)."""
-    return float(_sum_of_squares(np.ascontiguousarray(a).reshape(-1)))
+    a = np.ascontiguousarray(a).reshape(-1)
+    partial = np.zeros(-(-a.size // _CHUNK))
+    over_slices(lambda c0, c1: _sum_of_squares(a, partial, c0, c1), partial.size)
+    return float(partial.sum())
 
 
 # --------------------------------------------------------------------------- first order
@@ -283,7 +294,7 @@ class Adam(Optimizer):
 
 # Adam's update in one pass over each tensor instead of a dozen whole-array temporaries.  The
 # kernel repeats its twin's float operations in the same order, in the parameters' dtype.
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
     dt = p.dtype.type
     b1, b2, c1, c2 = dt(beta1), dt(beta2), dt(1 - beta1), dt(1 - beta2)
@@ -312,9 +323,11 @@ def adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
     """
     if not all(a.flags.c_contiguous and a.dtype == p.dtype for a in (p, m, v)):
         raise ValueError("adam_update: p, m and v must be C-contiguous arrays of one dtype")
-    g = np.ascontiguousarray(g, dtype=p.dtype)
-    _adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                 float(lr_t), float(beta1), float(beta2), float(eps))
+    dtype = p.dtype
+    p, g, m, v = (np.ascontiguousarray(a, dtype=dtype).reshape(-1) for a in (p, g, m, v))  # p, m, v: views
+    lr_t, beta1, beta2, eps = float(lr_t), float(beta1), float(beta2), float(eps)
+    over_slices(lambda i, j: _adam_update(p[i:j], g[i:j], m[i:j], v[i:j], lr_t, beta1, beta2, eps),
+                p.size, grain=_CHUNK)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adadelta": Adadelta, "adam": Adam}

@@ -217,3 +217,88 @@ def test_gated_recurrence_zero_states_and_no_clip_by_none():
     for a, b in zip(L.recurrence_backward(dh, c, None, tc, gates, Wh, None),
                     L.recurrence_backward(dh, c, np.zeros((2, 4)), tc, gates, Wh, 0.0)):
         np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- threads (nn/threads.py)
+from scratchnet.nn import threads  # noqa: E402
+
+
+@pytest.fixture
+def kernel_threads():
+    """Set the kernels' thread count inside a test; restored afterwards."""
+    previous = threads.get_threads()
+    yield threads.set_threads
+    threads.set_threads(previous)
+
+
+def test_slices_cover_the_range_evenly():
+    assert threads.slices(10, 2) == [(0, 5), (5, 10)]
+    assert threads.slices(7, 3) == [(0, 2), (2, 4), (4, 7)]
+    assert threads.slices(1, 4) == [(0, 1)]  # never an empty slice
+    for n in range(0, 30):
+        for k in range(1, 6):
+            parts = threads.slices(n, k)
+            assert [i for a, b in parts for i in range(a, b)] == list(range(n))
+
+
+def test_over_slices_runs_every_slice_and_raises_after_all(kernel_threads):
+    kernel_threads(3)
+    seen = np.zeros(10, int)
+
+    def work(a, b):
+        seen[a:b] += 1
+    threads.over_slices(work, 10)
+    np.testing.assert_array_equal(seen, 1)
+
+    def fail_on_second(a, b):
+        seen[a:b] += 1
+        if a > 0:
+            raise ValueError("slice failed")
+    with pytest.raises(ValueError, match="slice failed"):
+        threads.over_slices(fail_on_second, 10)
+    np.testing.assert_array_equal(seen, 2)  # the other slices ran to the end
+    with pytest.raises(Exception):
+        threads.set_threads(0)
+
+
+def _recurrences(rng_seed=0, N=10, T=13, D=7, H=9):
+    """Forward and backward of the three fast sequence pairs, every output in a list."""
+    rng = np.random.default_rng(rng_seed)
+    f32 = lambda *s: (0.4 * rng.standard_normal(s)).astype(np.float32)  # noqa: E731
+    x, dh = f32(N, T, D), f32(N, T, H)
+    out = []
+    h, c = R.rnn_forward_fast(x, f32(N, H), f32(D, H), f32(H, H), f32(H))
+    out += [h, *R.rnn_backward_fast(dh, c, clip=1.0)]
+    h, c = G.gru_forward_fast(x, f32(N, H), f32(D, 3 * H), f32(H, 3 * H), f32(3 * H), f32(3 * H))
+    out += [h, *G.gru_backward_fast(dh, c, clip=1.0)]
+    h, c = L.lstm_forward_fast(x, f32(N, H), f32(N, H), f32(D, 4 * H), f32(H, 4 * H), f32(4 * H))
+    out += [h, *L.lstm_backward_fast(dh, c, clip=1.0)]
+    return out
+
+
+def test_recurrences_give_the_same_numbers_on_any_number_of_threads(kernel_threads):
+    kernel_threads(1)
+    one = _recurrences()
+    kernel_threads(2)  # 10 sequences as 5 + 5: every kernel runs the same code per sequence
+    for a, b in zip(one, _recurrences()):
+        np.testing.assert_array_equal(a, b)
+    kernel_threads(3)  # 3 + 3 + 4: the gated cells' small product blocks rows by five, so a
+    for a, b in zip(one, _recurrences()):  # different split may round differently
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_and_norm_are_the_same_on_any_number_of_threads(kernel_threads):
+    rng = np.random.default_rng(3)
+    n = 3 * optimizers._CHUNK + 17  # long enough for three threads
+    p0, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    results = []
+    for k in (1, 2, 3):
+        kernel_threads(k)
+        p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+        for _ in range(3):
+            optimizers.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8)
+        results.append((p, m, v, optimizers.sum_of_squares(g)))
+    for r in results[1:]:
+        for a, b in zip(results[0], r):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(results[0][3], optimizers.sum_of_squares_numpy(g), rtol=1e-12)

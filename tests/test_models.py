@@ -317,3 +317,32 @@ def test_lstm_forget_gate_starts_open_and_param_names():
     gru_model = small_model("drnn-2", cell="gru", bidirectional=True)
     assert gru_model.params["hidden2/Wh_rev"].shape == (H, 3 * H)
     assert gru_model.params["hidden3/W"].shape == (2 * H, H)  # the layer above sees both directions
+
+
+@pytest.mark.parametrize("cell", ["relu", "gru", "lstm"])
+def test_training_step_is_the_same_with_one_or_two_kernel_threads(cell):
+    """nn/threads.py splits the batch's sequences over threads: a step's numbers do not change."""
+    from scratchnet import losses, optimizers
+    from scratchnet.nn import threads
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((4, 9, 17))).astype(np.float32)
+    g = rng.random(X.shape).astype(np.float32)
+    results = []
+    previous = threads.get_threads()
+    try:
+        for k in (1, 2):
+            threads.set_threads(k)
+            model = Model(make_config(arch="drnn-2", n_bins=17, hidden=8, cell=cell, bidirectional=True))
+            opt = optimizers.Adam(lr=1e-2, clip_norm=0.5)
+            loss, grads = model.loss_and_grad(X, g * X, (1 - g) * X,
+                                              lambda *a: losses.mse_loss(*a, gamma=0.05))
+            opt.step(model.params, grads)
+            results.append((loss, grads, model.params))
+    finally:
+        threads.set_threads(previous)
+    (l1, g1, p1), (l2, g2, p2) = results
+    assert l1 == l2
+    for name in g1:
+        np.testing.assert_array_equal(g1[name], g2[name], err_msg=name)
+        np.testing.assert_array_equal(p1[name], p2[name], err_msg=name)

@@ -49,6 +49,7 @@ from numba import njit
 
 from .activations import sigmoid_forward
 from .affine import add_bias
+from .threads import over_slices
 
 
 def _sigmoid(a):
@@ -302,14 +303,14 @@ def _tanh_scalar(a, one):
 
 # The loops over the units run one equation each, on rows of a few arrays: LLVM vectorises
 # them (a loop that writes many arrays at once needs more overlap checks than it will make).
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _recurrence_forward(xw, h0, WhT, bh):
+# Each kernel runs on a slice of the batch's sequences (nogil: one slice per thread, see
+# threads.py) and writes into arrays that its wrapper allocates.
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _recurrence_forward(xw, h0, WhT, bh, h, gates, hn):
+    """Writes h (N,T,H), the gates r, z, n of every step (N,T,3H) and hn = hw_t[n] (N,T,H)."""
     N, T, G = xw.shape
     H = G // 3
     one = xw.dtype.type(1)  # typed one: keeps float32 in float32
-    h = np.empty((N, T, H), xw.dtype)
-    gates = np.empty((N, T, G), xw.dtype)  # r, z, n of every step, for the backward
-    hn = np.empty((N, T, H), xw.dtype)  # hw_t[n], which the reset gate scaled
     prev = h0.copy()  # N,H: h_{t-1}, contiguous for the product
     hw = np.empty((N, G), xw.dtype)
     for t in range(T):
@@ -327,20 +328,18 @@ def _recurrence_forward(xw, h0, WhT, bh):
                 p_n[j] = (one - z) * c + z * p_n[j]
             h[n, t] = p_n
             hn[n, t] = hw_n[2 * H:]
-    return h, gates, hn
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _recurrence_backward(dh, h, h0, gates, hn, Wh, clip):
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _recurrence_backward(dh, h, h0, gates, hn, Wh, clip, dxw, dhw, carry):
+    """Writes dxw and dhw (N,T,3H: gradients on x_t Wx + bx and on h_{t-1} Wh + bh) and
+    ``carry`` (N,H, zeros on entry): dL/dh_t from step t+1 while it runs, dh0 at the end."""
     N, T, H = dh.shape
     G = 3 * H
     zero, one = dh.dtype.type(0), dh.dtype.type(1)
     lim = dh.dtype.type(clip)
     clipping = lim > zero and lim < np.inf  # convention: clip <= 0 or inf means no clipping
-    dxw = np.empty((N, T, G), dh.dtype)  # gradient on x_t Wx + bx
-    dhw = np.empty((N, T, G), dh.dtype)  # gradient on h_{t-1} Wh + bh
     step = np.empty((N, G), dh.dtype)  # dhw_t, contiguous for the product
-    carry = np.zeros((N, H), dh.dtype)  # dL/dh_t arriving from step t+1: none after T-1
     for t in range(T - 1, -1, -1):
         for n in range(N):
             g_n, c_n, hn_n, dx_n, s_n = gates[n, t], carry[n], hn[n, t], dxw[n, t], step[n]
@@ -367,7 +366,6 @@ def _recurrence_backward(dh, h, h0, gates, hn, Wh, clip):
             for n in range(N):
                 for j in range(H):
                     carry[n, j] = min(max(carry[n, j], -lim), lim)
-    return dxw, dhw, carry
 
 
 def recurrence_forward_numpy(xw, h0, Wh, bh):
@@ -422,7 +420,11 @@ def recurrence_forward(xw, h0, Wh, bh):
     N, T, G = xw.shape
     h0 = np.zeros((N, G // 3), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
     WhT = np.ascontiguousarray(np.asarray(Wh, dtype=dtype).T)  # 3H,H: a row per output column
-    return _recurrence_forward(xw, h0, WhT, np.ascontiguousarray(bh, dtype=dtype))
+    bh = np.ascontiguousarray(bh, dtype=dtype)
+    H = G // 3
+    h, gates, hn = np.empty((N, T, H), dtype), np.empty((N, T, G), dtype), np.empty((N, T, H), dtype)
+    over_slices(lambda a, b: _recurrence_forward(xw[a:b], h0[a:b], WhT, bh, h[a:b], gates[a:b], hn[a:b]), N)
+    return h, gates, hn
 
 
 def recurrence_backward(dh, h, h0, gates, hn, Wh, clip=0.0):
@@ -439,8 +441,11 @@ def recurrence_backward(dh, h, h0, gates, hn, Wh, clip=0.0):
     clip = 0.0 if clip is None else float(clip)
     as_dtype = lambda v: np.ascontiguousarray(v, dtype=dtype)  # noqa: E731
     # Wh as it is: its rows are the rows of Wh^T's columns, what dhw_t Wh^T dots with
-    return _recurrence_backward(as_dtype(dh), as_dtype(h), h0, as_dtype(gates), as_dtype(hn), as_dtype(Wh),
-                                clip)
+    dh, h, gates, hn, Wh = (as_dtype(v) for v in (dh, h, gates, hn, Wh))
+    dxw, dhw, carry = np.empty((N, T, 3 * H), dtype), np.empty((N, T, 3 * H), dtype), np.zeros((N, H), dtype)
+    over_slices(lambda a, b: _recurrence_backward(dh[a:b], h[a:b], h0[a:b], gates[a:b], hn[a:b], Wh, clip,
+                                                     dxw[a:b], dhw[a:b], carry[a:b]), N)
+    return dxw, dhw, carry
 
 
 # --------------------------------------------------------------------------- 4. fast sequence pair

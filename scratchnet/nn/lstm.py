@@ -39,6 +39,7 @@ from numba import njit
 
 from .affine import add_bias
 from .gru import _accumulate_dots, _check_clip, _common_dtype, _sigmoid, _sigmoid_scalar, _tanh_scalar
+from .threads import over_slices
 
 
 # --------------------------------------------------------------------------- 1. one step
@@ -193,15 +194,14 @@ def lstm_backward(dh, cache, clip=None):
 # As in gru.py: the step's product h_{t-1} Wh by the shared small-product kernel, the gate
 # functions from one exp each, one loop per equation.  The forward keeps i, f, g, o, c_t and
 # tanh(c_t) of every step (a few MB) so that the backward recomputes nothing.
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _recurrence_forward(xw, h0, c0, WhT):
+# Each kernel runs on a slice of the batch's sequences (nogil: one slice per thread, see
+# threads.py) and writes into arrays that its wrapper allocates.
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _recurrence_forward(xw, h0, c0, WhT, h, c, tc, gates):
+    """Writes h, c, tanh(c) (N,T,H each) and the gates i, f, g, o of every step (N,T,4H)."""
     N, T, G = xw.shape
     H = G // 4
     one = xw.dtype.type(1)  # typed one: keeps float32 in float32
-    h = np.empty((N, T, H), xw.dtype)
-    c = np.empty((N, T, H), xw.dtype)
-    tc = np.empty((N, T, H), xw.dtype)  # tanh(c_t)
-    gates = np.empty((N, T, G), xw.dtype)  # i, f, g, o of every step
     prev_h, prev_c = h0.copy(), c0.copy()  # N,H each, contiguous
     a = np.empty((N, G), xw.dtype)
     for t in range(T):
@@ -225,20 +225,18 @@ def _recurrence_forward(xw, h0, c0, WhT):
             gates[n, t] = a_n
             c[n, t] = pc_n
             h[n, t] = ph_n
-    return h, c, tc, gates
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _recurrence_backward(dh, c, c0, tc, gates, Wh, clip):
+@njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _recurrence_backward(dh, c, c0, tc, gates, Wh, clip, da, carry_h, carry_c):
+    """Writes da (N,T,4H), the gradient on a_t = x_t Wx + h_{t-1} Wh + b, and the carries
+    (N,H each, zeros on entry): dL/dh_t and dL/dc_t from step t+1, dh0 and dc0 at the end."""
     N, T, H = dh.shape
     G = 4 * H
     zero, one = dh.dtype.type(0), dh.dtype.type(1)
     lim = dh.dtype.type(clip)
     clipping = lim > zero and lim < np.inf  # convention: clip <= 0 or inf means no clipping
-    da = np.empty((N, T, G), dh.dtype)  # gradient on a_t = x_t Wx + h_{t-1} Wh + b
     step = np.empty((N, G), dh.dtype)  # da_t, contiguous for the product
-    carry_h = np.zeros((N, H), dh.dtype)  # dL/dh_t and dL/dc_t from step t+1: none after T-1
-    carry_c = np.zeros((N, H), dh.dtype)
     for t in range(T - 1, -1, -1):
         for n in range(N):
             g_n, tc_n, s_n, ch_n, cc_n = gates[n, t], tc[n, t], step[n], carry_h[n], carry_c[n]
@@ -264,7 +262,6 @@ def _recurrence_backward(dh, c, c0, tc, gates, Wh, clip):
                 for j in range(H):
                     carry_h[n, j] = min(max(carry_h[n, j], -lim), lim)
                     carry_c[n, j] = min(max(carry_c[n, j], -lim), lim)
-    return da, carry_h, carry_c
 
 
 def recurrence_forward_numpy(xw, h0, c0, Wh):
@@ -315,7 +312,11 @@ def recurrence_forward(xw, h0, c0, Wh):
     h0, c0 = (np.zeros((N, G // 4), dtype) if s is None else np.ascontiguousarray(s, dtype=dtype)
               for s in (h0, c0))
     WhT = np.ascontiguousarray(np.asarray(Wh, dtype=dtype).T)  # 4H,H: a row per output column
-    return _recurrence_forward(xw, h0, c0, WhT)
+    h, c, tc = (np.empty((N, T, G // 4), dtype) for _ in range(3))
+    gates = np.empty((N, T, G), dtype)
+    over_slices(lambda a, b: _recurrence_forward(xw[a:b], h0[a:b], c0[a:b], WhT, h[a:b], c[a:b], tc[a:b],
+                                                    gates[a:b]), N)
+    return h, c, tc, gates
 
 
 def recurrence_backward(dh, c, c0, tc, gates, Wh, clip=0.0):
@@ -331,8 +332,11 @@ def recurrence_backward(dh, c, c0, tc, gates, Wh, clip=0.0):
     c0 = np.zeros((N, H), dtype) if c0 is None else np.ascontiguousarray(c0, dtype=dtype)
     clip = 0.0 if clip is None else float(clip)
     as_dtype = lambda v: np.ascontiguousarray(v, dtype=dtype)  # noqa: E731
-    return _recurrence_backward(as_dtype(dh), as_dtype(c), c0, as_dtype(tc), as_dtype(gates), as_dtype(Wh),
-                                clip)
+    dh, c, tc, gates, Wh = (as_dtype(v) for v in (dh, c, tc, gates, Wh))
+    da, carry_h, carry_c = np.empty((N, T, 4 * H), dtype), np.zeros((N, H), dtype), np.zeros((N, H), dtype)
+    over_slices(lambda a, b: _recurrence_backward(dh[a:b], c[a:b], c0[a:b], tc[a:b], gates[a:b], Wh, clip,
+                                                     da[a:b], carry_h[a:b], carry_c[a:b]), N)
+    return da, carry_h, carry_c
 
 
 # --------------------------------------------------------------------------- 4. fast sequence pair

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from .affine import add_bias
+from .threads import over_slices
 
 
 # --------------------------------------------------------------------------- 1. one step
@@ -169,8 +170,8 @@ def rnn_backward(dh, cache, clip=None):
 # and the rows are ReLU outputs, about half of them zeros.  BLAS is a poor fit there: it packs
 # all of Wh for every step, cannot skip the zeros, and, called from Numba, uses SciPy's
 # OpenBLAS -- a second thread pool beside NumPy's, and a barrier per step when threaded (a
-# hundred times slower under load; see bench/RESULTS.md).  So the product is written out:
-# single-threaded, no BLAS.
+# hundred times slower under load; see bench/RESULTS.md).  So the product is written out,
+# without BLAS; a second thread takes a share of the sequences instead (threads.py).
 @njit(cache=True)
 def _accumulate_matmul(src, s, W, dst, d, idx):
     """``dst[n, d] += src[n, s] @ W`` for every n, skipping the zero entries of ``src[n, s]``.
@@ -208,14 +209,16 @@ def _accumulate_matmul(src, s, W, dst, d, idx):
                 i += 1
 
 
-@njit(cache=True)
-def _recurrence_forward(xw, h0, Wh):
-    N, T, H = xw.shape
-    zero = xw.dtype.type(0)  # typed zero: keeps float32 in float32
+# The kernels run on a slice of the batch's sequences (nogil: one slice per thread, see
+# threads.py) and write into arrays the wrappers allocate.
+@njit(cache=True, nogil=True)
+def _recurrence_forward(h, h0, Wh):
+    """In place: ``h`` (N,T,H) holds xw on entry and the states h_t on return."""
+    N, T, H = h.shape
+    zero = h.dtype.type(0)  # typed zero: keeps float32 in float32
     idx = np.empty(H, np.int64)
-    h = xw.copy()  # N,T,H: each step adds h_{t-1} Wh to its xw_t, then applies the ReLU
     h0_3 = h0.reshape(N, 1, H)
-    for t in range(T):
+    for t in range(T):  # each step adds h_{t-1} Wh to its xw_t, then applies the ReLU
         if t == 0:
             _accumulate_matmul(h0_3, 0, Wh, h, 0, idx)
         else:
@@ -224,19 +227,17 @@ def _recurrence_forward(xw, h0, Wh):
             for j in range(H):
                 if not h[n, t, j] > zero:  # ReLU (NaN -> 0, as max(z, 0) would not)
                     h[n, t, j] = zero
-    return h
 
 
-@njit(cache=True)
-def _recurrence_backward(dh, h, WhT, clip):
+@njit(cache=True, nogil=True)
+def _recurrence_backward(dh, h, WhT, clip, dz, carry):
+    """Writes dz (N,T,H) and ``carry`` (N,1,H, zeros on entry): dh0 on return."""
     N, T, H = dh.shape
     zero = dh.dtype.type(0)
     c = dh.dtype.type(clip)
     clipping = c > zero and c < np.inf  # convention: clip <= 0 or inf means no clipping
     idx = np.empty(H, np.int64)
-    dz = np.empty_like(dh)
-    carry = np.zeros((N, 1, H), dh.dtype)  # dL/dh_t arriving from step t+1: none after T-1
-    for t in range(T - 1, -1, -1):
+    for t in range(T - 1, -1, -1):  # carry: dL/dh_t arriving from step t+1, none after T-1
         for n in range(N):
             for j in range(H):
                 # total gradient on h_t, through the ReLU (h > 0 exactly where z > 0)
@@ -247,7 +248,6 @@ def _recurrence_backward(dh, h, WhT, clip):
             for n in range(N):
                 for j in range(H):
                     carry[n, 0, j] = min(max(carry[n, 0, j], -c), c)
-    return dz, carry.reshape(N, H)
 
 
 def recurrence_forward_numpy(xw, h0, Wh):
@@ -281,7 +281,10 @@ def recurrence_forward(xw, h0, Wh):
     xw = np.ascontiguousarray(xw, dtype=dtype)
     N, T, H = xw.shape
     h0 = np.zeros((N, H), dtype) if h0 is None else np.ascontiguousarray(h0, dtype=dtype)
-    return _recurrence_forward(xw, h0, np.ascontiguousarray(Wh, dtype=dtype))
+    Wh = np.ascontiguousarray(Wh, dtype=dtype)
+    h = xw.copy()  # the kernel turns xw into h in place
+    over_slices(lambda n0, n1: _recurrence_forward(h[n0:n1], h0[n0:n1], Wh), N)
+    return h
 
 
 def recurrence_backward(dh, h, h0, Wh, clip=0.0):
@@ -297,7 +300,12 @@ def recurrence_backward(dh, h, h0, Wh, clip=0.0):
     dh = np.ascontiguousarray(dh, dtype=dtype)
     clip = 0.0 if clip is None else float(clip)
     WhT = np.ascontiguousarray(np.asarray(Wh, dtype=dtype).T)  # rows of Wh^T: AXPYs, as forward
-    return _recurrence_backward(dh, np.ascontiguousarray(h, dtype=dtype), WhT, clip)
+    h = np.ascontiguousarray(h, dtype=dtype)
+    N, T, H = dh.shape
+    dz, carry = np.empty_like(dh), np.zeros((N, 1, H), dtype)
+    over_slices(lambda n0, n1: _recurrence_backward(dh[n0:n1], h[n0:n1], WhT, clip, dz[n0:n1],
+                                                       carry[n0:n1]), N)
+    return dz, carry.reshape(N, H)
 
 
 # --------------------------------------------------------------------------- 4. fast sequence pair
