@@ -16,7 +16,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:  # benchmark the checkout this bench/ folder is in, not an installed copy
     sys.path.insert(1, ROOT)
 RESULTS = os.path.join(HERE, "RESULTS.md")
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "SCRATCHNET_THREADS")
 
 
 def set_threads(n):

@@ -29,6 +29,34 @@ def make_batch(N, T, F, seed=0):
     return X, g * X, (1 - g) * X
 
 
+def flops_per_frame(params, no_dx):
+    """FLOPs of the weight products of one training step, per frame, counted from the shapes.
+
+    Every weight tensor (2-D, or a convolution's k x in x out) is used once per frame in each
+    of three products of its size: the forward ``x W``, and in the backward ``dW += x^T dout``
+    and ``dx = dout W^T``, 2 FLOPs (a multiply and an add) each.  Tensors in ``no_dx`` skip
+    the third (the first layer's input gradient, which training never needs).  A recurrent
+    ``Wh`` counts the same: h_{t-1} Wh forward, the carried gradient and dWh backward.  Biases,
+    activations, the mask, the loss and the optimizer are left out: this is the work that a
+    GEMM at full speed would take, the ceiling of the step.
+    """
+    return int(sum((4 if name in no_dx else 6) * w.size for name, w in params.items() if w.ndim >= 2))
+
+
+def gemm_rate(repeats=8, size=1000):
+    """GFLOP/s of float32 ``(size x size) @ (size x size)`` products in this process (NumPy's
+    BLAS at this process's thread count): the median of ``repeats`` timed products."""
+    rng = np.random.default_rng(1)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    c = a @ b  # warm up
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=c)
+        rates.append(2 * size ** 3 / (time.perf_counter() - t0) / 1e9)
+    return {"gflops": float(np.median(rates))}
+
+
 # --------------------------------------------------------------------------- scratchnet
 def ours(args, X, t1, t2):
     if args.arch in GATED:
@@ -50,7 +78,10 @@ def ours(args, X, t1, t2):
         opt.step(model.params, grads)
         return loss
 
-    return step, model.n_params()
+    # training skips the input gradient of the first layer with weights (Model.loss_and_grad)
+    first = {f"{model.specs[model._first]['name']}/{n}" for n in model._names[model._first]}
+    no_dx = {n for n in first if n.endswith(("/W", "/Wx", "/Wx_rev"))}
+    return step, model.n_params(), flops_per_frame(model.params, no_dx)
 
 
 def ours_gated(args, X, t1, t2):
@@ -93,7 +124,7 @@ def ours_gated(args, X, t1, t2):
         opt.step(params, grads)
         return loss
 
-    return step, sum(v.size for v in params.values())
+    return step, sum(v.size for v in params.values()), flops_per_frame(params, {"Wx"})
 
 
 # --------------------------------------------------------------------------- PyTorch twin
@@ -207,7 +238,7 @@ def twin(args, X, t1, t2):
         opt.step()
         return float(loss.detach())
 
-    return step, sum(p.numel() for p in model.parameters())
+    return step, sum(p.numel() for p in model.parameters()), None
 
 
 def main():
@@ -220,7 +251,7 @@ def main():
     p.add_argument("--batch", type=int, nargs=3, default=(10, 100, 513), metavar=("N", "T", "F"))
     args = p.parse_args()
     X, t1, t2 = make_batch(*args.batch)
-    step, n_params = (ours if args.impl == "ours" else twin)(args, X, t1, t2)
+    step, n_params, flops = (ours if args.impl == "ours" else twin)(args, X, t1, t2)
     step()  # warm up: Numba's cache load, torch's first-call allocations
     step()
 
@@ -230,8 +261,8 @@ def main():
             loss = step()
         return {"seconds": time.perf_counter() - t0, "loss": loss}
 
-    _common.serve({"run": run, "rss": lambda: {"rss_mb": _common.peak_rss_mb()}},
-                  {"n_params": int(n_params)})
+    _common.serve({"run": run, "rss": lambda: {"rss_mb": _common.peak_rss_mb()}, "gemm": gemm_rate},
+                  {"n_params": int(n_params), "flops_per_frame": flops})
 
 
 if __name__ == "__main__":

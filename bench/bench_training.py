@@ -41,19 +41,25 @@ def bench_case(case, threads, repeats, steps, torch_rnn, pause):
     workers = {impl: _common.Worker("_train_worker.py", ["--impl", impl] + common, threads)
                for impl in ("ours", "torch")}
     fps = {"ours": [], "torch": []}
+    gflops = []  # NumPy's GEMM rate, measured in our worker before each of its turns
     try:
         for _ in range(repeats):
             for impl in ("ours", "torch"):
                 time.sleep(pause)  # let the other process's spinning threads go to sleep
+                if impl == "ours":
+                    gflops.append(workers[impl].ask(op="gemm")["gflops"])
                 r = workers[impl].ask(op="run", steps=steps)
                 fps[impl].append(steps * FRAMES / r["seconds"])
         rss = {impl: w.ask(op="rss")["rss_mb"] for impl, w in workers.items()}
     finally:
         for w in workers.values():
             w.close()
+    flops = workers["ours"].ready["flops_per_frame"]
     ratios = [a / b for a, b in zip(fps["ours"], fps["torch"])]
+    ceiling = [f * flops / (g * 1e9) for f, g in zip(fps["ours"], gflops)]  # per turn
     return [case, threads, _common.median(fps["ours"]), _common.median(fps["torch"]),
             _common.median(ratios), f"{min(ratios):.2f}-{max(ratios):.2f}",
+            flops / 1e6, _common.median(gflops), f"{100 * _common.median(ceiling):.0f}%",
             f"{rss['ours']:.0f} / {rss['torch']:.0f}"]
 
 
@@ -74,9 +80,15 @@ def main():
             rows.append(bench_case(case, threads, args.repeats, args.steps, args.torch_rnn, args.pause))
             print(" ".join(map(str, rows[-1])), flush=True)
     text = _common.table(["case", "threads", "ours frames/s", "torch frames/s", "ratio (median)",
-                          "ratio range", "peak RSS MB ours / torch"], rows)
+                          "ratio range", "MFLOP/frame", "GEMM GFLOP/s", "ours / ceiling",
+                          "peak RSS MB ours / torch"], rows)
     text += (f"\n\n{args.repeats} alternating turns of each; torch twin's RNN: {args.torch_rnn}; "
-             f"batch 10 x 100 frames x 513 bins, float32, Adam.")
+             f"batch 10 x 100 frames x 513 bins, float32, Adam.  MFLOP/frame: the weight products "
+             f"of a training step, counted from the model's shapes (_train_worker.flops_per_frame); "
+             f"GEMM GFLOP/s: NumPy's float32 1000 x 1000 x 1000 product at the same thread count, "
+             f"measured before each of our turns; ours / ceiling: our frames/s times MFLOP/frame "
+             f"over that rate (median of the turns), how close a step comes to running nothing "
+             f"but full-speed GEMMs.")
     _common.report("Training throughput (frames/s), scratchnet vs PyTorch", text,
                    threads=" and ".join(map(str, args.threads)), append=not args.no_append)
 
