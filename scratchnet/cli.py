@@ -80,6 +80,9 @@ def _add_evaluate(sub):
                         "players for the best and the worst (their stems written into DIR)")
     p.add_argument("--force", action="store_true", help="replace an existing report")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="score the clips as tasks of a Dask scheduler (tcp://HOST:8786) instead of "
+                        "local processes; the data folder must be visible to its workers (README)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.cmd_evaluate)
 
@@ -187,6 +190,9 @@ def _add_train(sub):
     p.add_argument("--data", required=True, help="folder of MIR-1K clips")
     p.add_argument("--out", default=None, help="sweep folder (default sweeps/<name>)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the grid points as tasks of a Dask scheduler (tcp://HOST:8786) instead "
+                        "of --jobs local processes; data and sweep folders must be visible to its workers")
     p.set_defaults(func=commands.cmd_sweep)
 
 

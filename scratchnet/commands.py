@@ -41,12 +41,15 @@ def cmd_evaluate(args):
         check_writable(args.json, "scores file")  # refused now, not after the scoring
     if args.report:
         _check_report_folder(args.report, args.force)
+    if args.scheduler:
+        args.data = os.path.abspath(args.data)  # the clips' paths, as the cluster's workers see them
     from . import metrics, report
     from .files import write_json
     from .separation import get_separator
     separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     clips, split = _clips_for(args)
-    results = metrics.evaluate(separator, clips, workers=args.workers, progress=not args.quiet)
+    results = metrics.evaluate(separator, clips, workers=args.workers, progress=not args.quiet,
+                               scheduler=args.scheduler)
     summary = metrics.aggregate(results)
     print(f"method {separator.name} on {len(clips)} clips ({split}/{args.part})")
     print(report.summary_table(summary))
@@ -361,7 +364,8 @@ def cmd_sweep(args):
     if not os.path.isdir(args.data):
         raise ScratchnetError(f"data folder {args.data!r} does not exist or is not a folder")
     out = make_folder(args.out or os.path.join("sweeps", cfg["name"]), "sweep folder")
-    csv_path, fig_path = run_sweep(cfg, os.path.abspath(args.data), out, jobs=args.jobs)
+    csv_path, fig_path = run_sweep(cfg, os.path.abspath(args.data), out, jobs=args.jobs,
+                                   scheduler=args.scheduler)
     print(csv_path)
     print(fig_path)
     return 0

@@ -142,8 +142,8 @@ def _worker_signals():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def evaluate(separator, clips, *, workers=2, progress=True, load=None):
-    """Separate and score every clip, in parallel worker processes.
+def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler=None):
+    """Separate and score every clip, in parallel worker processes or on a Dask cluster.
 
     Parameters
     ----------
@@ -161,6 +161,10 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None):
         ``load(clip) -> (mixture, vocals, accompaniment)``; defaults to
         :func:`scratchnet.data.load_clip`.  Must be picklable (a module-level function) when
         ``workers > 1``.
+    scheduler : str, optional
+        The address of a Dask scheduler (``tcp://HOST:8786``): every clip becomes one task
+        there, ``workers`` is ignored, and the clips' files must be visible to the workers
+        at the same paths (:mod:`scratchnet.cluster`).  The scores are those of a local run.
 
     Returns
     -------
@@ -183,7 +187,9 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None):
     results = [None] * len(clips)
     bar = tqdm(total=len(clips), desc="bss_eval", unit="clip", disable=not progress)
     try:
-        if workers == 1:
+        if scheduler is not None:
+            _evaluate_on_cluster(separator, clips, load, scheduler, results, bar)
+        elif workers == 1:
             for i, clip in enumerate(clips):
                 results[i] = _score_clip(separator, clip, load)
                 bar.update()
@@ -205,6 +211,29 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None):
     finally:
         bar.close()
     return results
+
+
+def _evaluate_on_cluster(separator, clips, load, address, results, bar):
+    """One task per clip on the scheduler at ``address``; the separator is sent once to each worker."""
+    from distributed import as_completed as completed
+
+    from .cluster import connect
+    client = connect(address)
+    futures = {}
+    try:
+        shared = client.scatter(separator, broadcast=True, hash=False)  # one copy per worker, not per clip
+        for i, clip in enumerate(clips):
+            futures[client.submit(_score_clip, shared, clip, load, pure=False)] = i
+        for future in completed(futures):
+            try:
+                results[futures[future]] = future.result()
+            except Exception as e:  # noqa: BLE001 -- e.g. KilledWorker: workers died on this clip
+                name = getattr(clips[futures[future]], "name", clips[futures[future]])
+                raise ScratchnetError(f"clip {name} failed on the cluster: {type(e).__name__}: {e}") from None
+            bar.update()
+    finally:
+        client.cancel(list(futures))
+        client.close()
 
 
 def _stop_workers(pool):

@@ -131,10 +131,22 @@ class _Job:
         self.logf.close()
 
 
-def run_sweep(cfg, data_dir, out, *, jobs=2, log=print):
-    """Run every grid point not yet finished, ``jobs`` at a time; then write CSV and figure."""
+def run_sweep(cfg, data_dir, out, *, jobs=2, scheduler=None, log=print):
+    """Run every grid point not yet finished, ``jobs`` at a time (or as tasks of the Dask
+    scheduler at ``scheduler``); then write CSV and figure."""
     make_folder(out, "sweep folder")
     pending = [p for p in expand(cfg) if not os.path.isfile(os.path.join(out, p[0], "result.json"))]
+    if scheduler is not None:
+        _run_on_cluster(cfg, pending, data_dir, out, scheduler, log)
+    else:
+        _run_locally(cfg, pending, data_dir, out, jobs, log)
+    rows = collect(cfg, out)
+    csv_path = write_csv(rows, os.path.join(out, "results.csv"))
+    fig_path = bar_chart(rows, title=cfg["name"], path=os.path.join(out, f"{cfg['name']}.png"))
+    return csv_path, fig_path
+
+
+def _run_locally(cfg, pending, data_dir, out, jobs, log):
     log(f"sweep {cfg['name']}: {len(expand(cfg))} runs, {len(pending)} to do, {jobs} at a time")
     running = []
     try:
@@ -155,10 +167,53 @@ def run_sweep(cfg, data_dir, out, *, jobs=2, log=print):
     finally:  # interrupted (Ctrl-C, SIGTERM) or failed: stop the runs; they resume next time
         for job in running:
             job.stop()
-    rows = collect(cfg, out)
-    csv_path = write_csv(rows, os.path.join(out, "results.csv"))
-    fig_path = bar_chart(rows, title=cfg["name"], path=os.path.join(out, f"{cfg['name']}.png"))
-    return csv_path, fig_path
+
+
+def run_point(cfg, name, train_cfg, data_dir, out):
+    """One grid point, start to end, in this process's machine: train (or resume), then
+    evaluate, their output appended to the point's log.txt; returns ``(exit status, seconds)``.
+
+    The task that :func:`run_sweep` submits to a Dask worker.  It decides between a fresh
+    training and ``--resume`` when it starts, so a task retried after its worker died resumes
+    the run from the last checkpoint the dead worker's training saved.
+    """
+    from ..cluster import die_with_parent
+    t0 = time.time()
+    train, evaluate, folder = _commands(cfg, name, train_cfg, data_dir, out)
+    with open(os.path.join(folder, "log.txt"), "a") as logf:
+        for command in (train, evaluate):
+            code = subprocess.call(command, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+            if code != 0:
+                break
+    return code, time.time() - t0
+
+
+def _run_on_cluster(cfg, pending, data_dir, out, address, log):
+    """Submit every pending grid point to the scheduler as one task; log each as it ends."""
+    from distributed import as_completed
+
+    from ..cluster import connect, describe
+    client = connect(address)
+    futures = {}
+    try:
+        log(f"sweep {cfg['name']}: {len(expand(cfg))} runs, {len(pending)} to do, "
+            f"on {address} ({describe(client)})")
+        data_dir, out = os.path.abspath(data_dir), os.path.abspath(out)  # the workers' paths too
+        for name, _, train_cfg in pending:
+            futures[client.submit(run_point, cfg, name, train_cfg, data_dir, out, key=f"sweep-{name}",
+                                  pure=False)] = name
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                code, seconds = future.result()
+            except Exception as e:  # noqa: BLE001 -- a worker died too often, or the task broke
+                log(f"{name}: FAILED on the cluster ({type(e).__name__}: {e}); it resumes next time")
+                continue
+            status = "done" if code == 0 else f"FAILED (exit {code}, see log.txt)"
+            log(f"{name}: {status} in {seconds:.0f} s")
+    finally:
+        client.cancel(list(futures))  # interrupted: no new run starts (one already started runs to its end)
+        client.close()
 
 
 def _failure(log_path):
