@@ -27,9 +27,38 @@ def set_threads(n):
         os.environ[var] = str(n)
 
 
+# This workplace sets these on some processors (older OpenBLAS builds misbehave there); they
+# hold a current NumPy's GEMMs to OpenBLAS's AVX2 kernels.  ``--native-blas`` removes both in
+# the workers, and the tables say which kernel ran (blas_core).
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+NATIVE_BLAS = [False]
+
+
+def blas_core():
+    """The kernel family of the OpenBLAS that NumPy loaded ("Haswell", "SkylakeX", ...), or "?"."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln})
+    except OSError:
+        return "?"
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename64_", "openblas_get_corename"):
+            f = getattr(lib, name, None)
+            if f is not None:
+                f.restype = ctypes.c_char_p
+                return f().decode()
+    return "?"
+
+
 def thread_env(n):
     """A copy of this process's environment with every thread-count variable set to ``n``."""
     env = dict(os.environ)
+    if NATIVE_BLAS[0]:
+        for var in BLAS_OVERRIDES:
+            env.pop(var, None)
     for var in THREAD_VARS:
         env[var] = str(n)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")

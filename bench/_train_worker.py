@@ -262,7 +262,7 @@ def main():
         return {"seconds": time.perf_counter() - t0, "loss": loss}
 
     _common.serve({"run": run, "rss": lambda: {"rss_mb": _common.peak_rss_mb()}, "gemm": gemm_rate},
-                  {"n_params": int(n_params), "flops_per_frame": flops})
+                  {"n_params": int(n_params), "flops_per_frame": flops, "blas": _common.blas_core()})
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ CASES = {  # name: (worker arguments, steps per turn)
     "lstm-512": (["--arch", "lstm", "--hidden", "512"], 4),
 }
 FRAMES = 10 * 100  # frames per step
+BLAS_SEEN = set()  # the OpenBLAS kernel family our workers ran
 
 
 def bench_case(case, threads, repeats, steps, torch_rnn, pause):
@@ -55,6 +56,7 @@ def bench_case(case, threads, repeats, steps, torch_rnn, pause):
         for w in workers.values():
             w.close()
     flops = workers["ours"].ready["flops_per_frame"]
+    BLAS_SEEN.add(workers["ours"].ready["blas"])
     ratios = [a / b for a, b in zip(fps["ours"], fps["torch"])]
     ceiling = [f * flops / (g * 1e9) for f, g in zip(fps["ours"], gflops)]  # per turn
     return [case, threads, _common.median(fps["ours"]), _common.median(fps["torch"]),
@@ -73,7 +75,10 @@ def main():
                    help="torch twin's recurrence: nn.RNN(relu), or a Python loop over time")
     p.add_argument("--pause", type=float, default=0.3, help="seconds between turns")
     p.add_argument("--no-append", action="store_true", help="print only, do not append to RESULTS.md")
+    p.add_argument("--native-blas", action="store_true",
+                   help="unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in the workers (see _common.py)")
     args = p.parse_args()
+    _common.NATIVE_BLAS[0] = args.native_blas
     rows = []
     for case in args.case:
         for threads in args.threads:
@@ -88,7 +93,8 @@ def main():
              f"GEMM GFLOP/s: NumPy's float32 1000 x 1000 x 1000 product at the same thread count, "
              f"measured before each of our turns; ours / ceiling: our frames/s times MFLOP/frame "
              f"over that rate (median of the turns), how close a step comes to running nothing "
-             f"but full-speed GEMMs.")
+             f"but full-speed GEMMs.  NumPy's OpenBLAS kernels: {', '.join(sorted(BLAS_SEEN))}"
+             f"{' (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset: --native-blas)' if args.native_blas else ''}.")
     _common.report("Training throughput (frames/s), scratchnet vs PyTorch", text,
                    threads=" and ".join(map(str, args.threads)), append=not args.no_append)
 
