@@ -25,6 +25,7 @@ def set_threads(n):
         raise RuntimeError("set_threads must run before NumPy is imported")
     for var in THREAD_VARS:
         os.environ[var] = str(n)
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as the CLI sets it (cli.limit_blas_threads)
 
 
 # This workplace sets these on some processors (older OpenBLAS builds misbehave there); they
@@ -61,6 +62,7 @@ def thread_env(n):
             env.pop(var, None)
     for var in THREAD_VARS:
         env[var] = str(n)
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as the CLI sets it (cli.limit_blas_threads)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

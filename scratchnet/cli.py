@@ -214,15 +214,20 @@ def build_parser():
 def limit_blas_threads():
     """One BLAS thread per process unless the user chose otherwise (``SCRATCHNET_THREADS``).
 
-    The recurrence makes one small GEMM per time step, through NumPy's OpenBLAS and, inside
-    Numba kernels, SciPy's: two thread pools that spin against each other (and against the
-    evaluation's worker processes) on a small machine: DRNN-2 training ran 5 to 15 times
-    slower with two threads than with one on 2 busy cores (bench/RESULTS.md).  Must run
-    before NumPy is imported.
+    Evaluation runs one worker process per core, and a training job often shares a small
+    machine with another: threads of several pools (NumPy's OpenBLAS, SciPy's, other
+    processes') then spin against each other -- DRNN-2 training once ran 5 to 15 times slower
+    with two threads than with one on 2 busy cores (bench/RESULTS.md).  With
+    ``SCRATCHNET_THREADS=2`` BLAS and the kernels (nn/threads.py) both use two threads, in
+    turns.  Must run before NumPy is imported.
     """
     n = os.environ.get("SCRATCHNET_THREADS", "1")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, n)
+    # OpenBLAS's threads spin for about 2^28 cycles after each product, waiting for the next
+    # one; the kernels' threads (nn/threads.py) would then share the cores with spinning
+    # threads: a recurrence ran no faster on 2 threads than on 1.  2^4 cycles: they sleep at once.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
 class Terminated(BaseException):

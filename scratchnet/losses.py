@@ -24,6 +24,7 @@ from numba import njit
 
 from .errors import ScratchnetError
 from .nn.backend import get_backend
+from .nn.threads import over_slices
 
 #: Floors added to both target and estimate inside the KL and IS divergences.  Spectra in
 #: scratchnet are of unit-L2-norm mixtures (1024-point STFT), whose bins are typically
@@ -236,23 +237,29 @@ def is_loss(y1, y2, t1, t2, gamma=0.0, floor=IS_FLOOR):
 # gradients.  In NumPy it is a dozen whole-array temporaries (and float64 copies for the
 # sums), which costs as much as the GEMMs of a small network.  The kernel repeats its twin's
 # float operations in the same order, in the arrays' dtype, so the two agree to the last bit
-# but for the order of the float64 sums.
-@njit(cache=True)
-def _discriminative_squared_error(y1, y2, t1, t2, gamma, scale, dy1, dy2):
+# but for the order of the float64 sums, which are taken in fixed chunks of _CHUNK elements
+# (one stretch of chunks per thread, threads.py): the same sums whatever the thread count.
+_CHUNK = 1 << 16
+
+
+@njit(cache=True, nogil=True)
+def _discriminative_squared_error(y1, y2, t1, t2, gamma, scale, dy1, dy2, own, other, chunk, c0, c1):
+    """Chunks c0..c1 of ``chunk`` elements: gradients, and the chunks' float64 sums in own/other."""
     g, sc, two = y1.dtype.type(gamma), y1.dtype.type(scale), y1.dtype.type(2)
-    own, other = 0.0, 0.0  # float64 sums of the own-source and other-source terms
-    for i in range(y1.size):
-        e11, e22 = y1[i] - t1[i], y2[i] - t2[i]
-        own += np.float64(e11 * e11) + np.float64(e22 * e22)
-        if gamma > 0:
-            e21, e12 = y1[i] - t2[i], y2[i] - t1[i]
-            other += np.float64(e21 * e21) + np.float64(e12 * e12)
-            dy1[i] = (two * e11 - g * (two * e21)) * sc
-            dy2[i] = (two * e22 - g * (two * e12)) * sc
-        else:
-            dy1[i] = two * e11 * sc
-            dy2[i] = two * e22 * sc
-    return (own - gamma * other) * scale
+    for c in range(c0, c1):
+        s_own, s_other = 0.0, 0.0  # float64 sums of the own-source and other-source terms
+        for i in range(c * chunk, min((c + 1) * chunk, y1.size)):
+            e11, e22 = y1[i] - t1[i], y2[i] - t2[i]
+            s_own += np.float64(e11 * e11) + np.float64(e22 * e22)
+            if gamma > 0:
+                e21, e12 = y1[i] - t2[i], y2[i] - t1[i]
+                s_other += np.float64(e21 * e21) + np.float64(e12 * e12)
+                dy1[i] = (two * e11 - g * (two * e21)) * sc
+                dy2[i] = (two * e22 - g * (two * e12)) * sc
+            else:
+                dy1[i] = two * e11 * sc
+                dy2[i] = two * e22 * sc
+        own[c], other[c] = s_own, s_other
 
 
 def discriminative_squared_error_numpy(y1, y2, t1, t2, gamma, scale):
@@ -278,8 +285,14 @@ def discriminative_squared_error(y1, y2, t1, t2, gamma, scale):
     dtype = np.result_type(y1, y2, t1, t2, np.float32)
     y1, y2, t1, t2 = (np.ascontiguousarray(a, dtype=dtype) for a in (y1, y2, t1, t2))
     dy1, dy2 = np.empty_like(y1), np.empty_like(y2)
-    flat = [a.reshape(-1) for a in (y1, y2, t1, t2, dy1, dy2)]
-    loss = _discriminative_squared_error(*flat[:4], float(gamma), float(scale), *flat[4:])
+    y1f, y2f, t1f, t2f, d1f, d2f = (a.reshape(-1) for a in (y1, y2, t1, t2, dy1, dy2))
+    chunk = _CHUNK
+    chunks = -(-y1f.size // chunk)
+    own, other = np.zeros(chunks), np.zeros(chunks)
+    gamma, scale = float(gamma), float(scale)
+    over_slices(lambda c0, c1: _discriminative_squared_error(y1f, y2f, t1f, t2f, gamma, scale, d1f, d2f,
+                                                             own, other, chunk, c0, c1), chunks)
+    loss = (own.sum() - gamma * other.sum()) * scale
     return float(loss), dy1.astype(out_dtype, copy=False), dy2.astype(out_dtype, copy=False)
 
 

@@ -139,10 +139,10 @@ _CHUNK = 1 << 16  # elements per partial sum; also the shortest stretch worth a 
 
 
 @njit(cache=True, nogil=True)
-def _sum_of_squares(a, partial, c0, c1):
+def _sum_of_squares(a, partial, chunk, c0, c1):
     for c in range(c0, c1):  # partial[c]: the sum over chunk c, in float64
         total = 0.0
-        for i in range(c * _CHUNK, min((c + 1) * _CHUNK, a.size)):
+        for i in range(c * chunk, min((c + 1) * chunk, a.size)):
             total += np.float64(a[i]) * np.float64(a[i])
         partial[c] = total
 
@@ -155,8 +155,9 @@ def sum_of_squares_numpy(a):
 def sum_of_squares(a):
     """``sum(a**2)`` accumulated in float64, without a float64 copy of ``a`` (a Numba loop)."""
     a = np.ascontiguousarray(a).reshape(-1)
-    partial = np.zeros(-(-a.size // _CHUNK))
-    over_slices(lambda c0, c1: _sum_of_squares(a, partial, c0, c1), partial.size)
+    chunk = _CHUNK
+    partial = np.zeros(-(-a.size // chunk))
+    over_slices(lambda c0, c1: _sum_of_squares(a, partial, chunk, c0, c1), partial.size)
     return float(partial.sum())
 
 

@@ -302,3 +302,24 @@ def test_adam_and_norm_are_the_same_on_any_number_of_threads(kernel_threads):
         for a, b in zip(results[0], r):
             np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(results[0][3], optimizers.sum_of_squares_numpy(g), rtol=1e-12)
+
+
+def test_mask_and_loss_are_the_same_on_any_number_of_threads(kernel_threads):
+    rng = np.random.default_rng(4)
+    N, T, F = 3, 70, 40  # 210 frames, 8400 bins per source: several threads and loss chunks
+    a, X = rng.standard_normal((N, T, 2 * F)), np.abs(rng.standard_normal((N, T, F)))
+    t1, t2, d1, d2 = (rng.standard_normal((N, T, F)) for _ in range(4))
+    chunk = losses._CHUNK
+    losses._CHUNK = 1000  # small chunks, so that the loss is split too
+    try:
+        results = []
+        for k in (1, 2, 3):
+            kernel_threads(k)
+            (y1, y2), cache = mask.mask_forward_fast(a, X, 1e-8)
+            results.append([y1, y2, *mask.mask_backward_fast(d1, d2, cache),
+                            *losses.discriminative_squared_error(y1, y2, t1, t2, 0.05, 0.01)])
+    finally:
+        losses._CHUNK = chunk
+    for r in results[1:]:
+        for u, v in zip(results[0], r):
+            np.testing.assert_array_equal(u, v)

@@ -23,6 +23,8 @@ backward instead of caching five arrays.
 import numpy as np
 from numba import njit
 
+from .threads import over_slices
+
 
 def _check(a, X, eps):
     if eps <= 0:
@@ -58,7 +60,9 @@ def mask_backward(dy1, dy2, cache):
 
 
 # --------------------------------------------------------------------------- kernels
-@njit(cache=True)
+# Both kernels run on a stretch of rows (frames), one per thread (threads.py); each row is
+# computed alone, so the results do not depend on the split.
+@njit(cache=True, nogil=True)
 def _mask_forward(a, X, eps, y1, y2):
     R, F = X.shape
     e = X.dtype.type(eps)
@@ -71,7 +75,7 @@ def _mask_forward(a, X, eps, y1, y2):
     return y1, y2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mask_backward(dy1, dy2, a, X, eps, da, dX):
     R, F = X.shape
     e = X.dtype.type(eps)
@@ -90,6 +94,9 @@ def _mask_backward(dy1, dy2, a, X, eps, da, dX):
     return da, dX
 
 
+_GRAIN = 64  # frames: fewer are not worth a second thread
+
+
 def _rows(*arrays):
     """Arrays in their common float dtype, contiguous, with every leading axis as rows."""
     dtype = np.result_type(*arrays, np.float32)
@@ -101,7 +108,8 @@ def mask_forward_fast(a, X, eps=1e-8):
     """:func:`mask_forward` as one fused pass over the bins."""
     _check(a, X, eps)
     a2d, X2d = _rows(a, X)
-    y1, y2 = _mask_forward(a2d, X2d, float(eps), np.empty_like(X2d), np.empty_like(X2d))
+    y1, y2, e = np.empty_like(X2d), np.empty_like(X2d), float(eps)
+    over_slices(lambda i, j: _mask_forward(a2d[i:j], X2d[i:j], e, y1[i:j], y2[i:j]), len(X2d), grain=_GRAIN)
     return (y1.reshape(X.shape), y2.reshape(X.shape)), (a, X, eps)
 
 
@@ -109,5 +117,7 @@ def mask_backward_fast(dy1, dy2, cache):
     """:func:`mask_backward` as one fused pass over the bins."""
     a, X, eps = cache
     d1, d2, a2d, X2d = _rows(dy1, dy2, a, X)
-    da, dX = _mask_backward(d1, d2, a2d, X2d, float(eps), np.empty_like(a2d), np.empty_like(X2d))
+    da, dX, e = np.empty_like(a2d), np.empty_like(X2d), float(eps)
+    over_slices(lambda i, j: _mask_backward(d1[i:j], d2[i:j], a2d[i:j], X2d[i:j], e, da[i:j], dX[i:j]),
+                len(X2d), grain=_GRAIN)
     return da.reshape(a.shape), dX.reshape(X.shape)
