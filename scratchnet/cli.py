@@ -230,6 +230,22 @@ def limit_blas_threads():
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
+def keep_freed_memory(pad=256 << 20):
+    """Let glibc's malloc keep ``pad`` bytes of freed memory at the top of its heap (M_TOP_PAD).
+
+    A training step frees and then allocates again the same hundred-odd MB of arrays (each
+    layer's outputs, caches and gradients).  Given back to the system after each step, every
+    page was faulted in and zeroed again on the next: 10-15 % of a DRNN-2 step on 2 threads
+    (bench/RESULTS.md).  Process-wide, so set here at the command's start (and by the bench's
+    worker), not by the library.  Elsewhere than glibc, nothing.
+    """
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").mallopt(-2, int(pad))  # M_TOP_PAD
+    except (OSError, AttributeError):
+        pass
+
+
 class Terminated(BaseException):
     """SIGTERM, raised as an exception so that every ``finally`` (atomic writes) runs."""
 
@@ -278,6 +294,7 @@ def main(argv=None):
     name = " ".join(filter(None, ["scratchnet", _command_name(argv)]))
     try:
         limit_blas_threads()
+        keep_freed_memory()
         args = build_parser().parse_args(argv)
         args.command_line = shlex.join(["scratchnet", *argv])  # for the pages that say what made them
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="mir_eval")

@@ -305,3 +305,9 @@ def test_demo_prints_the_scores_of_its_stems(tmp_path):
 def test_the_layouts_are_those_of_data():
     from scratchnet import cli, data
     assert cli.LAYOUTS == data.LAYOUTS
+
+
+def test_keep_freed_memory_is_harmless():
+    from scratchnet.cli import keep_freed_memory
+    keep_freed_memory()  # glibc's M_TOP_PAD, or nothing elsewhere: never an error
+    keep_freed_memory(0)
