@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from scratchnet import losses, optimizers, signal
-from scratchnet.nn import context, conv1d, mask, maxpool1d
+from scratchnet.nn import _gated, context, conv1d, mask, maxpool1d
 from scratchnet.nn import gru as G
 from scratchnet.nn import lstm as L
 from scratchnet.nn import rnn as R
@@ -161,7 +161,7 @@ def test_small_matmul(dtype, tol, N, K, M):
     rng = np.random.default_rng(9)
     A, Bt, C = _randn(rng, (N, K), dtype), _randn(rng, (M, K), dtype), _randn(rng, (N, M), dtype)
     ref = C + A @ Bt.T
-    G._accumulate_dots(A, Bt, C)
+    _gated._accumulate_dots(A, Bt, C)
     _close(C, ref, tol * np.sqrt(K), "C += A @ Bt.T")
 
 

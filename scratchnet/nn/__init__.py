@@ -8,8 +8,11 @@
 ``maxpool1d``   max-pooling over time
 ``mask``        the joint soft time-frequency mask
 ``rnn``         the ReLU RNN step, BPTT written from it, the recurrence kernels
+``gru``         the GRU, as ``rnn`` (``_gated`` holds what it shares with the LSTM)
+``lstm``        the LSTM, as ``rnn``
 ``init``        Glorot initialisers
 ``backend``     the switch between the fast pairs and the readable ones
+``threads``     how the kernels split a batch over two threads
 =============== ===============================================================
 
 Every file gives the equations (its docstring), the readable NumPy pair ``x_forward`` /

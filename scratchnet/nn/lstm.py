@@ -31,14 +31,14 @@ an LSTM carries a gradient over many steps.  Forgetting either carry breaks BPTT
 The file reads top to bottom as rnn.py and gru.py do: the step pair, the readable sequence
 pair built from it, the recurrence kernels (the loop over time in Numba, beside its NumPy
 twin), and the fast sequence pair with the same signature.  The mechanisms the two gated
-cells share live once, in gru.py: the small product of a step (``_accumulate_dots``), the
-gate functions of the kernels, the clip check.
+cells share live once, in _gated.py: the small product of a step (``_accumulate_dots``),
+the gate functions of the kernels, the clip check.
 """
 import numpy as np
 from numba import njit
 
 from .affine import add_bias
-from .gru import _accumulate_dots, _check_clip, _common_dtype, _sigmoid, _sigmoid_scalar, _tanh_scalar
+from ._gated import _accumulate_dots, _check_clip, _common_dtype, _sigmoid, _sigmoid_scalar, _tanh_scalar
 from .threads import over_slices
 
 
