@@ -10,8 +10,10 @@ states depend on sequence n's inputs only.  So a kernel runs on a *slice* of the
     threads = 2, N = 10:   thread 0 runs sequences 0-4,  thread 1 runs sequences 5-9
 
 Every sequence is computed by the same code, in the same order, whatever the number of
-threads, so a training step gives the same numbers with 1 or 2 threads (only sums *over*
-the batch, such as the loss, may round differently).  The kernels are compiled with
+threads, so the kernels give the same numbers, to the bit, on 1 or 2 threads (sums *over*
+the batch, the loss and the gradient norm, are taken in fixed chunks for the same reason).
+BLAS's own products are another matter: OpenBLAS on 2 threads rounds differently from
+OpenBLAS on 1.  The kernels are compiled with
 ``nogil=True``: while one runs, Python's lock is free and the other thread runs too.
 
 The number of threads is :func:`get_threads`: ``SCRATCHNET_THREADS`` if set, else the BLAS
