@@ -24,11 +24,13 @@ import signal
 
 from .errors import ScratchnetError
 
-ALLOWED_FAILURES = 3  # workers that may die on one task before it is reported failed (Dask's default)
-
-
 def connect(address, timeout=20):
-    """A ``distributed.Client`` on the scheduler at ``address``; a clear error if there is none."""
+    """A ``distributed.Client`` on the scheduler at ``address``; a clear error if there is none.
+
+    Use it as ``with connect(address) as client:``: leaving the block closes the client, and
+    the scheduler then drops every task of it not yet started (one already running on a
+    worker runs to its end).
+    """
     try:
         from distributed import Client
     except ImportError:
@@ -57,8 +59,7 @@ def die_with_parent():
     """
     try:
         import ctypes
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
     if os.getppid() == 1:  # the parent died before the call took effect

@@ -24,6 +24,7 @@ from numba import njit
 
 from .errors import ScratchnetError
 from .nn.backend import get_backend
+from .nn import threads
 from .nn.threads import over_slices
 
 #: Floors added to both target and estimate inside the KL and IS divergences.  Spectra in
@@ -237,11 +238,8 @@ def is_loss(y1, y2, t1, t2, gamma=0.0, floor=IS_FLOOR):
 # gradients.  In NumPy it is a dozen whole-array temporaries (and float64 copies for the
 # sums), which costs as much as the GEMMs of a small network.  The kernel repeats its twin's
 # float operations in the same order, in the arrays' dtype, so the two agree to the last bit
-# but for the order of the float64 sums, which are taken in fixed chunks of _CHUNK elements
-# (one stretch of chunks per thread, threads.py): the same sums whatever the thread count.
-_CHUNK = 1 << 16
-
-
+# but for the order of the float64 sums, which are taken in chunks of threads.CHUNK elements
+# (one stretch of chunks per thread): the same sums whatever the thread count.
 @njit(cache=True, nogil=True)
 def _discriminative_squared_error(y1, y2, t1, t2, gamma, scale, dy1, dy2, own, other, chunk, c0, c1):
     """Chunks c0..c1 of ``chunk`` elements: gradients, and the chunks' float64 sums in own/other."""
@@ -286,7 +284,7 @@ def discriminative_squared_error(y1, y2, t1, t2, gamma, scale):
     y1, y2, t1, t2 = (np.ascontiguousarray(a, dtype=dtype) for a in (y1, y2, t1, t2))
     dy1, dy2 = np.empty_like(y1), np.empty_like(y2)
     y1f, y2f, t1f, t2f, d1f, d2f = (a.reshape(-1) for a in (y1, y2, t1, t2, dy1, dy2))
-    chunk = _CHUNK
+    chunk = threads.CHUNK
     chunks = -(-y1f.size // chunk)
     own, other = np.zeros(chunks), np.zeros(chunks)
     gamma, scale = float(gamma), float(scale)

@@ -218,12 +218,9 @@ def _evaluate_on_cluster(separator, clips, load, address, results, bar):
     from distributed import as_completed as completed
 
     from .cluster import connect
-    client = connect(address)
-    futures = {}
-    try:
+    with connect(address) as client:  # leaving it (done, failed, Ctrl-C) drops the clips not started
         shared = client.scatter(separator, broadcast=True, hash=False)  # one copy per worker, not per clip
-        for i, clip in enumerate(clips):
-            futures[client.submit(_score_clip, shared, clip, load, pure=False)] = i
+        futures = {client.submit(_score_clip, shared, clip, load, pure=False): i for i, clip in enumerate(clips)}
         for future in completed(futures):
             try:
                 results[futures[future]] = future.result()
@@ -231,9 +228,6 @@ def _evaluate_on_cluster(separator, clips, load, address, results, bar):
                 name = getattr(clips[futures[future]], "name", clips[futures[future]])
                 raise ScratchnetError(f"clip {name} failed on the cluster: {type(e).__name__}: {e}") from None
             bar.update()
-    finally:
-        client.cancel(list(futures))
-        client.close()
 
 
 def _stop_workers(pool):

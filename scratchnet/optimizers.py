@@ -23,6 +23,7 @@ from numba import njit
 
 from .errors import ScratchnetError
 from .nn.backend import get_backend
+from .nn import threads
 from .nn.threads import over_slices
 
 
@@ -133,9 +134,8 @@ def global_norm(arrays):
 
 
 # Both kernels below run on stretches of a flat array, one per thread (nn/threads.py).  The
-# sum of squares is taken in fixed chunks whatever the thread count, so the norm, and the
-# clipping that follows it, are the same to the bit with 1 or 2 threads.
-_CHUNK = 1 << 16  # elements per partial sum; also the shortest stretch worth a thread
+# sum of squares is taken in chunks of threads.CHUNK whatever the thread count, so the norm,
+# and the clipping that follows it, are the same to the bit with 1 or 2 threads.
 
 
 @njit(cache=True, nogil=True)
@@ -155,7 +155,7 @@ def sum_of_squares_numpy(a):
 def sum_of_squares(a):
     """``sum(a**2)`` accumulated in float64, without a float64 copy of ``a`` (a Numba loop)."""
     a = np.ascontiguousarray(a).reshape(-1)
-    chunk = _CHUNK
+    chunk = threads.CHUNK
     partial = np.zeros(-(-a.size // chunk))
     over_slices(lambda c0, c1: _sum_of_squares(a, partial, chunk, c0, c1), partial.size)
     return float(partial.sum())
@@ -328,7 +328,7 @@ def adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
     p, g, m, v = (np.ascontiguousarray(a, dtype=dtype).reshape(-1) for a in (p, g, m, v))  # p, m, v: views
     lr_t, beta1, beta2, eps = float(lr_t), float(beta1), float(beta2), float(eps)
     over_slices(lambda i, j: _adam_update(p[i:j], g[i:j], m[i:j], v[i:j], lr_t, beta1, beta2, eps),
-                p.size, grain=_CHUNK)
+                p.size, grain=threads.CHUNK)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adadelta": Adadelta, "adam": Adam}

@@ -289,7 +289,7 @@ def test_recurrences_give_the_same_numbers_on_any_number_of_threads(kernel_threa
 
 def test_adam_and_norm_are_the_same_on_any_number_of_threads(kernel_threads):
     rng = np.random.default_rng(3)
-    n = 3 * optimizers._CHUNK + 17  # long enough for three threads
+    n = 3 * threads.CHUNK + 17  # long enough for three threads
     p0, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
     results = []
     for k in (1, 2, 3):
@@ -309,8 +309,8 @@ def test_mask_and_loss_are_the_same_on_any_number_of_threads(kernel_threads):
     N, T, F = 3, 70, 40  # 210 frames, 8400 bins per source: several threads and loss chunks
     a, X = rng.standard_normal((N, T, 2 * F)), np.abs(rng.standard_normal((N, T, F)))
     t1, t2, d1, d2 = (rng.standard_normal((N, T, F)) for _ in range(4))
-    chunk = losses._CHUNK
-    losses._CHUNK = 1000  # small chunks, so that the loss is split too
+    chunk = threads.CHUNK
+    threads.CHUNK = 1000  # small chunks, so that the loss is split too
     try:
         results = []
         for k in (1, 2, 3):
@@ -319,7 +319,7 @@ def test_mask_and_loss_are_the_same_on_any_number_of_threads(kernel_threads):
             results.append([y1, y2, *mask.mask_backward_fast(d1, d2, cache),
                             *losses.discriminative_squared_error(y1, y2, t1, t2, 0.05, 0.01)])
     finally:
-        losses._CHUNK = chunk
+        threads.CHUNK = chunk
     for r in results[1:]:
         for u, v in zip(results[0], r):
             np.testing.assert_array_equal(u, v)

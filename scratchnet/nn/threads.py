@@ -27,6 +27,12 @@ from ..errors import ScratchnetError
 
 _state = {"threads": None, "pool": None}
 
+# Elements per chunk of a sum over a whole array (the loss, the gradient norm): such sums are
+# taken chunk by chunk in float64, a stretch of chunks per thread, then the chunks' sums in
+# order -- the same numbers whatever the thread count.  Also the shortest stretch of an
+# element-wise kernel (Adam's update) worth a second thread.
+CHUNK = 1 << 16
+
 
 def _from_environment():
     for var in ("SCRATCHNET_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):

@@ -193,15 +193,12 @@ def _run_on_cluster(cfg, pending, data_dir, out, address, log):
     from distributed import as_completed
 
     from ..cluster import connect, describe
-    client = connect(address)
-    futures = {}
-    try:
+    with connect(address) as client:  # leaving it drops the runs not started; a started one runs to its end
         log(f"sweep {cfg['name']}: {len(expand(cfg))} runs, {len(pending)} to do, "
             f"on {address} ({describe(client)})")
         data_dir, out = os.path.abspath(data_dir), os.path.abspath(out)  # the workers' paths too
-        for name, _, train_cfg in pending:
-            futures[client.submit(run_point, cfg, name, train_cfg, data_dir, out, key=f"sweep-{name}",
-                                  pure=False)] = name
+        futures = {client.submit(run_point, cfg, name, train_cfg, data_dir, out, key=f"sweep-{name}",
+                                 pure=False): name for name, _, train_cfg in pending}
         for future in as_completed(futures):
             name = futures[future]
             try:
@@ -211,9 +208,6 @@ def _run_on_cluster(cfg, pending, data_dir, out, address, log):
                 continue
             status = "done" if code == 0 else f"FAILED (exit {code}, see log.txt)"
             log(f"{name}: {status} in {seconds:.0f} s")
-    finally:
-        client.cancel(list(futures))  # interrupted: no new run starts (one already started runs to its end)
-        client.close()
 
 
 def _failure(log_path):
