@@ -84,8 +84,7 @@ def ours(args, X, t1, t2):
         return loss
 
     # training skips the input gradient of the first layer with weights (Model.loss_and_grad)
-    first = {f"{model.specs[model._first]['name']}/{n}" for n in model._names[model._first]}
-    no_dx = {n for n in first if n.endswith(("/W", "/Wx", "/Wx_rev"))}
+    no_dx = {n for n in model.first_layer_names() if n.endswith(("/W", "/Wx", "/Wx_rev"))}
     return step, model.n_params(), flops_per_frame(model.params, no_dx)
 
 

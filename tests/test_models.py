@@ -190,6 +190,10 @@ def test_training_backward_skips_only_the_input_gradient(arch):
     assert set(grads_train) == set(grads)
     for name in grads:
         np.testing.assert_array_equal(grads_train[name], grads[name], err_msg=name)
+    # the layer whose input gradient is skipped: the first tensors in the model's order
+    first = model.first_layer_names()
+    assert first and first == list(model.params)[:len(first)]
+    assert len({n.split("/")[0] for n in first}) == 1
 
 
 def test_half_precision_storage_loads_back_in_the_config_dtype(tmp_path):

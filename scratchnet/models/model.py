@@ -62,6 +62,11 @@ class Model:
         """The tensors of layer ``i`` by short name: ``{"W": ..., "b": ...}``."""
         return {t: self.params[f"{self.specs[i]['name']}/{t}"] for t in self._names[i]}
 
+    def first_layer_names(self):
+        """The parameter names of the first layer with weights, whose input gradient training
+        skips (:meth:`backward` with ``input_grad=False``)."""
+        return [f"{self.specs[self._first]['name']}/{t}" for t in self._names[self._first]]
+
     def n_params(self):
         return int(sum(v.size for v in self.params.values()))
 
