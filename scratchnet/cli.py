@@ -1,6 +1,6 @@
 """The ``scratchnet`` command line: its parser and its one error boundary.
 
-The commands (evaluate, separate, demo, figure, curves, train, sweep) are carried out by
+The commands (evaluate, separate, demo, figure, curves, train, sweep, models, ensemble) are carried out by
 :mod:`scratchnet.commands`.
 
 :func:`main` is the one error boundary.  A user's mistake (a missing or truncated file, an
@@ -207,6 +207,13 @@ def build_parser():
     _add_train(sub)
     p = sub.add_parser("models", help="list the shipped models")
     p.set_defaults(func=commands.cmd_models)
+    p = sub.add_parser("ensemble", help="join trained models into one that separates with their mean mask")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="shipped model names or .npz files (scratchnet train's best.npz), same STFT")
+    p.add_argument("-o", "--out", required=True, help="the ensemble's .npz file")
+    p.add_argument("--float16", action="store_true", help="store the weights as float16 (half the size)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=commands.cmd_ensemble)
     return parser
 
 

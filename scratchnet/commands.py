@@ -356,6 +356,25 @@ def cmd_models(args):
     return 0
 
 
+def cmd_ensemble(args):
+    """Join trained models into one file that separates with their mean soft mask."""
+    from . import pretrained
+    from .models import Ensemble, load_model
+    out = check_writable(args.out if args.out.endswith(".npz") else args.out + ".npz", "ensemble")
+    paths = [pretrained.path_of(m) for m in args.models]
+    for path in paths:
+        if os.path.abspath(path) == os.path.abspath(out):
+            raise ScratchnetError(f"{out} is one of the models: choose another --out")
+    for existing in (out, out[:-4] + ".json"):
+        if os.path.lexists(existing) and not args.force:
+            raise ScratchnetError(f"{existing} already exists: use --force to replace it, or another --out")
+    ensemble = Ensemble([load_model(p) for p in paths])
+    ensemble.save(out, storage_dtype="float16" if args.float16 else None)
+    print(f"{out}: ensemble of {len(paths)} models, {ensemble.n_params():,} parameters, "
+          f"{os.path.getsize(out) / 1e6:.1f} MB")
+    return 0
+
+
 def cmd_sweep(args):
     from .training.sweep import load_sweep, run_sweep
     cfg = load_sweep(args.config)

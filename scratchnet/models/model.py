@@ -213,8 +213,20 @@ def _check_tensors(params, config, source):
         raise ScratchnetError(f"{source}: unexpected tensor(s) {', '.join(sorted(extra))} for {config['arch']}")
 
 
+def model_from_arrays(arrays, config, *, source="arrays", dtype=None):
+    """The :class:`Model` of ``config`` with the tensors of ``arrays`` (as :meth:`Model.arrays`
+    made them); ``dtype`` overrides the config's."""
+    if dtype is not None:
+        config = dict(config, dtype=np.dtype(dtype).name)
+    config = make_config(**config)
+    dt = np.dtype(config["dtype"])
+    model = Model(config, params={k: np.zeros(s, dt) for k, s in param_shapes(config).items()})
+    return model.load_arrays(arrays, source=source)
+
+
 def load_model(path, *, dtype=None):
-    """Load a model saved by :meth:`Model.save`; a bad file or tensor is named in one line."""
+    """Load a model saved by :meth:`Model.save` (or an ensemble of them, saved by
+    :meth:`scratchnet.models.ensemble.Ensemble.save`); a bad file or tensor is named in one line."""
     path = os.fspath(path)
     arrays, meta = files.load_npz(path, what="model")
     config = meta.get("config")
@@ -225,9 +237,7 @@ def load_model(path, *, dtype=None):
         config = files.read_json(base + ".json", what="model config")
     if not isinstance(config, dict):
         raise ScratchnetError(f"{path!r} holds no model config")
-    if dtype is not None:
-        config = dict(config, dtype=np.dtype(dtype).name)
-    config = make_config(**config)
-    dt = np.dtype(config["dtype"])
-    model = Model(config, params={k: np.zeros(s, dt) for k, s in param_shapes(config).items()})
-    return model.load_arrays(arrays, source=path)
+    if config.get("arch") == "ensemble":
+        from .ensemble import Ensemble
+        return Ensemble.from_arrays(arrays, config, source=path, dtype=dtype)
+    return model_from_arrays(arrays, config, source=path, dtype=dtype)

@@ -106,6 +106,9 @@ def load_training_data(cfg, train):
     sources = load_waveforms(train)
     if cfg.init_from:
         model = load_model(cfg.init_from)
+        if not isinstance(model, Model):
+            raise ScratchnetError(f"init_from {cfg.init_from!r} is an ensemble: training starts "
+                                  "from one model (an ensemble's members are trained alone)")
     else:
         model = Model(make_config(**dict(cfg.model, seed=cfg.seed)))
         model.buffers["mean"], model.buffers["std"] = feature_stats(model, sources)
