@@ -221,7 +221,8 @@ def test_gated_bidirectional_training_with_augmentation_then_shipped_names(fake_
     assert proc.returncode == 0, proc.stderr
     listing = run_cli("models")
     assert listing.returncode == 0 and listing.stdout.startswith("drnn2: ")
-    assert "bigru (default)" in listing.stdout
+    from scratchnet import pretrained
+    assert f"{pretrained.DEFAULT} (default)" in listing.stdout
     proc = run_cli("evaluate", "--model", "drnn2", "--data", fake_mir1k, "--limit", "1", "--workers", "1", "-q")
     assert proc.returncode == 0, proc.stderr
     assert_one_line_error(run_cli("evaluate", "--model", "drnn9", "--data", fake_mir1k, "-q"),
