@@ -257,7 +257,12 @@ class Terminated(BaseException):
     """SIGTERM, raised as an exception so that every ``finally`` (atomic writes) runs."""
 
 
+#: the signals :func:`_on_signal` has raised during the present :func:`main` call
+_received = []
+
+
 def _on_signal(signum, frame):
+    _received.append(signum)
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
 
@@ -275,10 +280,13 @@ def _install(handlers):
 
 
 def _signal_behind(error):
-    """KeyboardInterrupt or Terminated if ``error`` is one or was raised while handling one.
+    """KeyboardInterrupt or Terminated if ``error`` is one, was raised while handling one, or
+    ended the command after :func:`_on_signal` raised one.
 
-    A signal that lands inside C code calling back into Python (Numba's dispatcher loading
-    a cached kernel) comes out as a ``SystemError`` whose context is the KeyboardInterrupt.
+    A signal that lands inside C code calling back into Python comes out as another
+    exception: a ``SystemError`` whose context is the KeyboardInterrupt (Numba's dispatcher
+    loading a cached kernel), or an ``ImportError`` that has lost it (NumPy's C extension
+    importing ``datetime``), hence the record of the signals raised.
     """
     seen = set()
     while error is not None and id(error) not in seen:
@@ -286,6 +294,8 @@ def _signal_behind(error):
             return type(error)
         seen.add(id(error))
         error = error.__cause__ or error.__context__
+    if _received:
+        return KeyboardInterrupt if _received[-1] == signal.SIGINT else Terminated
     return None
 
 
@@ -297,6 +307,7 @@ def _command_name(argv):
 def main(argv=None):
     """Run one command; returns the exit status (0, 2 for a user's mistake, 130, 143)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _received.clear()
     old = _install(_on_signal)
     name = " ".join(filter(None, ["scratchnet", _command_name(argv)]))
     try:

@@ -310,3 +310,22 @@ def test_a_split_for_mir1k_on_a_stems_folder(tmp_path):
     data_dir, _ = _stems_case(tmp_path / "stems", "none")
     assert_one_line(run_cli("evaluate", "--method", "irm", "--data", data_dir, "--split", "amer", "-q"),
                     2, "--split amer is for MIR-1K folders", "split by track")
+
+
+def test_a_signal_that_c_code_turned_into_another_error_still_reads_as_the_signal(monkeypatch, capsys):
+    """NumPy's C import once turned a Ctrl-C into an ImportError that no longer held it."""
+    from scratchnet import cli, commands
+
+    def interrupted_inside_c(args):
+        try:
+            cli._on_signal(signal.SIGINT, None)  # what the handler does when Ctrl-C lands
+        except KeyboardInterrupt:
+            pass  # ... swallowed by the C code, which then fails in its own way:
+        raise ImportError("PyCapsule_Import could not import module 'datetime'")
+
+    monkeypatch.setattr(commands, "cmd_models", interrupted_inside_c)
+    assert cli.main(["models"]) == 130
+    assert capsys.readouterr().err.strip() == "scratchnet models: interrupted"
+    monkeypatch.setattr(commands, "cmd_models", lambda args: (_ for _ in ()).throw(ImportError("a bug")))
+    with pytest.raises(ImportError, match="a bug"):  # with no signal, a bug keeps its traceback
+        cli.main(["models"])
