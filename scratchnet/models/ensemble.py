@@ -23,9 +23,8 @@ Saved as one ``.npz``: each member's arrays under ``member<k>/``, and the config
 """
 import numpy as np
 
-from .. import files
 from ..errors import ScratchnetError
-from .model import Model, model_from_arrays
+from .model import Model, model_from_arrays, save_with_config
 
 #: config keys every member must share: one STFT, one mask, applied to one spectrogram
 SHARED = ("n_bins", "n_fft", "hop_length", "window")
@@ -81,10 +80,7 @@ class Ensemble:
 
     def save(self, path, *, storage_dtype=None):
         """Write ``path`` (.npz) and its config as .json beside, atomically, as :meth:`Model.save`."""
-        base = path[:-4] if path.endswith(".npz") else path
-        files.save_npz(base + ".npz", self.arrays(storage_dtype), meta={"config": self.config})
-        files.write_json(base + ".json", self.config)
-        return base + ".npz"
+        return save_with_config(path, self.arrays(storage_dtype), self.config)
 
     @classmethod
     def from_arrays(cls, arrays, config, *, source="arrays", dtype=None):
@@ -92,17 +88,18 @@ class Ensemble:
         configs = config.get("members")
         if not isinstance(configs, list) or not configs:
             raise ScratchnetError(f"{source}: an ensemble config without members")
-        members = []
+        members, claimed = [], set()
         for k, member_config in enumerate(configs):
             prefix = f"member{k}/"
             own = {name[len(prefix):]: v for name, v in arrays.items() if name.startswith(prefix)}
+            claimed.update(prefix + name for name in own)
             if not own:
                 raise ScratchnetError(f"{source}: ensemble member {k} has no tensors")
             if not isinstance(member_config, dict) or member_config.get("arch") == "ensemble":
                 raise ScratchnetError(f"{source}: ensemble member {k} has no single model's config")
             members.append(model_from_arrays(own, member_config, source=f"{source} (member {k})",
                                              dtype=dtype))
-        stray = [name for name in arrays if not name.startswith(tuple(f"member{k}/" for k in range(len(configs))))]
+        stray = set(arrays) - claimed
         if stray:
             raise ScratchnetError(f"{source}: tensors {', '.join(sorted(stray)[:3])} belong to no ensemble member")
         return cls(members)

@@ -194,10 +194,16 @@ class Model:
         halves the file (for shipping); :func:`load_model` casts the parameters back to the
         config's dtype, so only their rounding changes.
         """
-        base = path[:-4] if path.endswith(".npz") else path
-        files.save_npz(base + ".npz", self.arrays(storage_dtype), meta={"config": self.config})
-        files.write_json(base + ".json", self.config)
-        return base + ".npz"
+        return save_with_config(path, self.arrays(storage_dtype), self.config)
+
+
+def save_with_config(path, arrays, config):
+    """Write ``arrays`` and ``config`` to ``path`` (.npz) and the config as .json beside,
+    each atomically; returns the .npz path.  Models and ensembles are saved through it."""
+    base = path[:-4] if path.endswith(".npz") else path
+    files.save_npz(base + ".npz", arrays, meta={"config": config})
+    files.write_json(base + ".json", config)
+    return base + ".npz"
 
 
 def _check_tensors(params, config, source):
