@@ -40,6 +40,7 @@ FEATURES = ("magnitude", "log1p")                        # models.FEATURES
 CELLS = ("relu", "gru", "lstm")                          # models.CELLS
 AUDIO_FORMATS = ("wav", "flac")                          # audio.FORMATS
 LAYOUTS = ("mir1k", "stems")                             # data.LAYOUTS
+TARGETS = ("magnitude", "phase_sensitive")               # data.TARGETS
 
 
 # --------------------------------------------------------------------------- the parser
@@ -180,6 +181,9 @@ def _add_train(sub):
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--augment", default=None,
                    help="remix/pitch/gain augmentation: on, off, or remix=0.5,pitch=0.5,semitones=2,gain_db=3")
+    p.add_argument("--target", default=None, choices=TARGETS,
+                   help="the sources' training targets: magnitude (default, Huang's) or phase_sensitive "
+                        "(each source's part along the mixture's phase)")
     p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="fast (Numba kernels, default) or reference (the readable NumPy code)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

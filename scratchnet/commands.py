@@ -305,7 +305,7 @@ _TRAIN_FLAGS = {"data": "data", "layout": "layout", "split": "split", "objective
                 "batch_size": "batch_size", "shift_step": "shift_step",
                 "max_batches": "max_batches_per_epoch", "train_clips": "train_clips",
                 "valid_clips": "valid_clips", "seed": "seed", "workers": "workers",
-                "backend": "backend"}
+                "backend": "backend", "target": "target"}
 
 
 def train_config(args):

@@ -215,15 +215,39 @@ def stft_options(config):
             "window": config.get("window", WINDOW)}
 
 
+TARGETS = ("magnitude", "phase_sensitive")
+
+
 def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LENGTH,
-               window=WINDOW, dtype=np.float32):
-    """Magnitude spectra (T, F) of the mixture and the two sources for one circular shift."""
+               window=WINDOW, target="magnitude", dtype=np.float32):
+    """Spectra (T, F) of one circular shift: the mixture's magnitude and the two sources' targets.
+
+    ``target="magnitude"`` (Huang's) gives the sources' magnitudes |S|.  ``"phase_sensitive"``
+    gives the part of each source that lies along the mixture's phase, which is all a mask on
+    the mixture can rebuild once the mixture's phase is kept (Erdogan et al., ICASSP 2015)::
+
+        t_S = clip(|S| cos(angle S - angle X), 0, |X|) = clip(Re(S conj(X)) / |X|, 0, |X|)
+
+    The two unclipped targets sum to |X| exactly (the mask's two parts sum to one); where a
+    source cancels part of the mixture its target shrinks, and the network is not asked for
+    energy that resynthesis with the mixture's phase would turn into interference.
+    """
+    if target not in TARGETS:
+        raise ScratchnetError(f"target={target!r} must be one of {', '.join(TARGETS)}")
     acc = np.roll(accompaniment, shift) if shift else accompaniment
     kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
     V = stft(vocals, **kw)
     A = stft(acc, **kw)
     # STFT is linear: the mixture's spectrum is the sum, no third transform needed.
-    return (np.abs(V + A).T.astype(dtype), np.abs(V).T.astype(dtype), np.abs(A).T.astype(dtype))
+    X = V + A
+    absX = np.abs(X)
+    if target == "magnitude":
+        tV, tA = np.abs(V), np.abs(A)
+    else:
+        safe = np.maximum(absX, np.finfo(absX.dtype).tiny)
+        tV, tA = ((S * X.conj()).real / safe for S in (V, A))
+        tV, tA = np.clip(tV, 0.0, absX), np.clip(tA, 0.0, absX)
+    return (absX.T.astype(dtype), tV.T.astype(dtype), tA.T.astype(dtype))
 
 
 class SequenceStream:
@@ -241,11 +265,13 @@ class SequenceStream:
     Yields
     ------
     X, V, A : ndarray, shape (N, T, F), float32
-        Mixture, vocal and accompaniment magnitudes; N = ``batch_size``, T = ``seq_len``.
+        Mixture magnitudes and the vocal and accompaniment targets (magnitudes, or with
+        ``target="phase_sensitive"`` their parts along the mixture's phase: :func:`magnitudes`);
+        N = ``batch_size``, T = ``seq_len``.
     """
 
     def __init__(self, sources, *, seq_len=100, batch_size=10, shift_step=10000, pool=32, augment=None,
-                 seed=0, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW):
+                 seed=0, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, target="magnitude"):
         if seq_len < 1 or batch_size < 1:
             raise ScratchnetError(f"{seq_len=} and {batch_size=} must be positive")
         self.sources = sources  # list of (vocals, accompaniment) waveforms
@@ -254,6 +280,7 @@ class SequenceStream:
         self.lengths = list(getattr(sources, "lengths", None) or [v.shape[0] for v, _ in sources])
         self.seq_len, self.batch_size, self.pool = seq_len, batch_size, pool
         self.stft_kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
+        self.target = target  # the sources' training targets: see magnitudes()
         self.pairs = [(i, s) for i, n in enumerate(self.lengths)
                       for s in circular_shifts(n, shift_step)]
         self.seed = seed
@@ -262,8 +289,9 @@ class SequenceStream:
     def _example(self, rng, i, shift):
         """Magnitudes (X, V, A) of training pair (clip i, shift), augmented if asked."""
         if self.augment is None:
-            return magnitudes(*self.sources[i], shift, **self.stft_kw)
-        return magnitudes(*self.augment(rng, self.sources, i, shift), 0, **self.stft_kw)
+            return magnitudes(*self.sources[i], shift, target=self.target, **self.stft_kw)
+        return magnitudes(*self.augment(rng, self.sources, i, shift), 0, target=self.target,
+                          **self.stft_kw)
 
     def frames_per_epoch(self):
         hop = self.stft_kw["hop_length"]

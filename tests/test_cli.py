@@ -145,6 +145,7 @@ def test_fixed_choices_are_those_of_the_modules():
     assert cli.ARCHS == ARCHS
     assert cli.METHODS == separation.METHODS
     assert cli.SPLITS == data.SPLITS
+    assert cli.TARGETS == data.TARGETS
     assert all(tuple(data.split([], s)) == cli.PARTS for s in data.SPLITS)
     assert cli.OBJECTIVES == tuple(losses.LOSSES)
     assert cli.OPTIMIZERS == (*optimizers.OPTIMIZERS, "lbfgs")

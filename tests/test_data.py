@@ -70,6 +70,44 @@ def test_shifted_magnitudes_are_those_of_the_rotated_mixture():
     np.testing.assert_allclose(V, np.abs(stft(v)).T, atol=1e-10)
 
 
+def test_phase_sensitive_targets_are_the_sources_parts_along_the_mixture_phase():
+    rng = np.random.default_rng(1)
+    v, a = rng.standard_normal(8000), rng.standard_normal(8000)
+    X, tV, tA = data.magnitudes(v, a, target="phase_sensitive", dtype=np.float64)
+    _, V, A = data.magnitudes(v, a, dtype=np.float64)
+    Vc, Ac = stft(v).T, stft(a).T
+    cos_v = np.cos(np.angle(Vc) - np.angle(Vc + Ac))
+    np.testing.assert_allclose(tV, np.clip(V * cos_v, 0, X), atol=1e-10)
+    assert np.all(tV >= 0) and np.all(tV <= X + 1e-12) and np.all(tA >= 0) and np.all(tA <= X + 1e-12)
+    # where neither target was clipped, they sum to the mixture's magnitude: the mask's two parts
+    inside = (tV > 0) & (tA > 0) & (tV < X) & (tA < X)
+    assert inside.mean() > 0.3
+    np.testing.assert_allclose((tV + tA)[inside], X[inside], rtol=1e-9)
+    assert np.all(tV <= V + 1e-12)  # never more than the source itself
+
+
+def test_phase_sensitive_targets_of_in_phase_sources_are_their_magnitudes():
+    v = np.random.default_rng(2).standard_normal(6000)
+    X, tV, tA = data.magnitudes(v, 0.5 * v, target="phase_sensitive", dtype=np.float64)
+    _, V, A = data.magnitudes(v, 0.5 * v, dtype=np.float64)
+    np.testing.assert_allclose(tV, V, atol=1e-10)
+    np.testing.assert_allclose(tA, A, atol=1e-10)
+
+
+def test_unknown_target_is_refused_by_name():
+    with pytest.raises(ScratchnetError, match="target='phase'"):
+        data.magnitudes(np.ones(4000), np.ones(4000), target="phase")
+
+
+def test_stream_yields_the_target_it_is_asked_for():
+    sources = _toy_sources(3)
+    kw = dict(seq_len=10, batch_size=2, shift_step=0, seed=3)
+    (X1, V1, A1), = list(data.SequenceStream(sources, **kw).epoch(0))[:1]
+    (X2, V2, A2), = list(data.SequenceStream(sources, target="phase_sensitive", **kw).epoch(0))[:1]
+    np.testing.assert_array_equal(X1, X2)
+    assert np.all(V2 <= V1 + 1e-6) and not np.allclose(V1, V2)
+
+
 def _toy_sources(n_clips=5, seed=0):
     rng = np.random.default_rng(seed)
     return [(rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32))

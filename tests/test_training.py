@@ -179,6 +179,16 @@ def test_reference_backend_trains_to_the_same_loss(fake_mir1k, tmp_path, monkeyp
         _cfg(fake_mir1k, backend="numpy").check()
 
 
+def test_phase_sensitive_targets_train_and_a_bad_target_is_refused(fake_mir1k, tmp_path):
+    cfg = _cfg(fake_mir1k, target="phase_sensitive", stages=[[10, 1]], max_batches_per_epoch=3)
+    training.train(cfg, str(tmp_path / "psa"), progress=False, log=lambda *_: None)
+    saved = json.loads((tmp_path / "psa" / "config.json").read_text())
+    assert saved["target"] == "phase_sensitive"
+    assert np.isfinite(float((tmp_path / "psa" / "log.csv").read_text().splitlines()[1].split(",")[5]))
+    with pytest.raises(ScratchnetError, match="target='psa' must be one of magnitude, phase_sensitive"):
+        _cfg(fake_mir1k, target="psa").check()
+
+
 def test_a_small_folder_holds_out_a_seventh_for_validation(fake_mir1k, tmp_path):
     said = []
     train, valid = training.split_clips(_cfg(fake_mir1k, valid_clips=25), log=said.append)

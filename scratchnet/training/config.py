@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-from .. import losses, optimizers
+from .. import data, losses, optimizers
 from ..errors import ScratchnetError
 from ..files import read_json, write_json
 from ..nn import BACKENDS
@@ -54,6 +54,7 @@ class TrainConfig:
     lbfgs_iters: int = 10          # with optimizer "lbfgs": iterations on each batch
     backend: str = "fast"          # "fast" (Numba kernels) or "reference" (readable NumPy)
     augment: dict = dataclasses.field(default_factory=dict)  # scratchnet.augment.Augment options; {} = off
+    target: str = "magnitude"      # the sources' targets: "magnitude" or "phase_sensitive" (data.magnitudes)
 
     @classmethod
     def from_dict(cls, d):
@@ -85,6 +86,8 @@ class TrainConfig:
                      "shift_step"):
             if getattr(self, name) < 0:
                 raise ScratchnetError(f"{name}={getattr(self, name)} must not be negative")
+        if self.target not in data.TARGETS:
+            raise ScratchnetError(f"target={self.target!r} must be one of {', '.join(data.TARGETS)}")
         make_loss(self)
         make_optimizer(self)  # a bad learning rate or optimizer option
         make_augment(self)
