@@ -12,7 +12,10 @@ module adds, on the fly and seeded,
   slower, the pitch moves by s semitones and the tempo with it (linear interpolation: cheap,
   and its slight low-pass is harmless for augmentation);
 - **gain**: the vocals' level against the accompaniment, uniform in ``[-gain_db, gain_db]``
-  dB around Huang's 0 dB (each source scaled to unit norm first).
+  dB around Huang's 0 dB (each source scaled to unit norm first);
+- **equalisation**: with probability ``eq`` each source passes through its own random smooth
+  filter, a gain curve of up to ``eq_db`` dB drawn at a few points spaced evenly on a
+  log-frequency axis (a different microphone, room or voice timbre).
 
 An :class:`Augment` is called as ``augment(rng, sources, i, shift) -> (vocals, accompaniment)``
 by :class:`scratchnet.data.SequenceStream` for every (clip, shift) pair of an epoch.
@@ -44,6 +47,21 @@ def fit_length(y, n, offset=0):
     return np.tile(y, reps)[:n] if reps > 1 else y[:n]
 
 
+EQ_POINTS = 6                # the random gain curve's knots, 50 Hz to Nyquist on a log axis
+
+
+def random_eq(y, rng, max_db, *, n_points=EQ_POINTS, low_hz=50.0, sr=16000):
+    """``y`` through a random smooth filter: gains uniform in ``[-max_db, max_db]`` dB at
+    ``n_points`` frequencies spaced evenly in log frequency, linear in between (and flat
+    outside), applied to the whole signal's spectrum (a zero-phase filter)."""
+    knots_db = rng.uniform(-max_db, max_db, n_points)
+    Y = np.fft.rfft(y)
+    freqs = np.fft.rfftfreq(y.shape[0], 1.0 / sr)
+    log_knots = np.linspace(np.log(low_hz), np.log(sr / 2), n_points)
+    gain_db = np.interp(np.log(np.maximum(freqs, low_hz)), log_knots, knots_db)
+    return np.fft.irfft(Y * 10.0 ** (gain_db / 20), n=y.shape[0]).astype(y.dtype, copy=False)
+
+
 @dataclasses.dataclass
 class Augment:
     """Remix, pitch/tempo and gain augmentation; see the module docstring.
@@ -58,19 +76,26 @@ class Augment:
         Largest pitch change, up or down.
     gain_db : float
         Largest change of the vocals' level against the accompaniment.
+    eq : float
+        Probability that each source is equalised (0: off, the default).
+    eq_db : float
+        Largest gain of the random equaliser, up or down.
     """
     remix: float = 0.5
     pitch: float = 0.5
     semitones: float = 2.0
     gain_db: float = 3.0
+    eq: float = 0.0
+    eq_db: float = 6.0
 
     def __post_init__(self):
-        for name in ("remix", "pitch"):
+        for name in ("remix", "pitch", "eq"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ScratchnetError(f"augment {name}={getattr(self, name)} must be a probability in [0, 1]")
-        if not (0.0 <= self.semitones <= 12.0 and 0.0 <= self.gain_db <= 20.0):
-            raise ScratchnetError(f"augment semitones={self.semitones} must lie in [0, 12] and "
-                                  f"gain_db={self.gain_db} in [0, 20]")
+        if not (0.0 <= self.semitones <= 12.0 and 0.0 <= self.gain_db <= 20.0
+                and 0.0 <= self.eq_db <= 20.0):
+            raise ScratchnetError(f"augment semitones={self.semitones} must lie in [0, 12], "
+                                  f"gain_db={self.gain_db} and eq_db={self.eq_db} in [0, 20]")
 
     def __call__(self, rng, sources, i, shift):
         """The (vocals, accompaniment) waveforms of training pair ``(i, shift)``, augmented."""
@@ -86,4 +111,9 @@ class Augment:
         else:
             accompaniment = fit_length(accompaniment, n, shift)
         gain = 10.0 ** (rng.uniform(-self.gain_db, self.gain_db) / 20) if self.gain_db else 1.0
+        if self.eq:  # drawn last, so that eq=0 leaves the other draws as they were
+            if rng.random() < self.eq:
+                vocals = random_eq(vocals, rng, self.eq_db)
+            if rng.random() < self.eq:
+                accompaniment = random_eq(accompaniment, rng, self.eq_db)
         return (gain * unit_norm(vocals)).astype(vocals.dtype, copy=False), unit_norm(accompaniment)

@@ -180,7 +180,7 @@ def _add_train(sub):
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--augment", default=None,
-                   help="remix/pitch/gain augmentation: on, off, or remix=0.5,pitch=0.5,semitones=2,gain_db=3")
+                   help="remix/pitch/gain/eq augmentation: on, off, or remix=0.5,pitch=0.5,semitones=2,gain_db=3,eq=0,eq_db=6")
     p.add_argument("--target", default=None, choices=TARGETS,
                    help="the sources' training targets: magnitude (default, Huang's) or phase_sensitive "
                         "(each source's part along the mixture's phase)")

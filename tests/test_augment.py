@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from scratchnet.augment import Augment, fit_length, speed_change
+from scratchnet.augment import Augment, fit_length, random_eq, speed_change
 from scratchnet.errors import ScratchnetError
 
 
@@ -53,11 +53,40 @@ def test_full_augmentation_is_seeded_and_keeps_lengths_equal():
                                fit_length(own, a.shape[0], s)[:50]) for s in range(0, own.shape[0], 1))
 
 
+def test_random_eq_is_a_smooth_gain_within_its_bound():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(16000)
+    out = random_eq(y, np.random.default_rng(4), 6.0)
+    assert out.shape == y.shape and out.dtype == y.dtype
+    ratio_db = 20 * np.log10(np.abs(np.fft.rfft(out)) / np.abs(np.fft.rfft(y)))
+    assert ratio_db.max() <= 6.0 + 1e-6 and ratio_db.min() >= -6.0 - 1e-6
+    assert ratio_db.max() - ratio_db.min() > 1.0           # it did filter
+    assert np.abs(np.diff(ratio_db)).max() < 0.3           # smoothly: at most 12 dB per knot spacing
+    # zero phase: a filter of 0 dB everywhere gives back the signal
+    np.testing.assert_allclose(random_eq(y, rng, 0.0), y, atol=1e-12)
+
+
+def test_eq_off_leaves_the_other_draws_unchanged_and_on_changes_both_sources():
+    sources = _sources()
+    base = Augment(remix=1, pitch=1, semitones=2, gain_db=3)
+    off = Augment(remix=1, pitch=1, semitones=2, gain_db=3, eq=0.0)
+    on = Augment(remix=1, pitch=1, semitones=2, gain_db=3, eq=1.0, eq_db=6.0)
+    b, o, e = (aug(np.random.default_rng(5), sources, 0, 0) for aug in (base, off, on))
+    np.testing.assert_array_equal(b[0], o[0])
+    np.testing.assert_array_equal(b[1], o[1])
+    assert e[0].shape == b[0].shape and not np.allclose(e[0], b[0]) and not np.allclose(e[1], b[1])
+    assert abs(np.linalg.norm(e[1]) - 1) < 1e-9  # each source still at its level: unit norm, gain
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ScratchnetError, match="remix=1.5"):
         Augment(remix=1.5)
     with pytest.raises(ScratchnetError, match="semitones=30"):
         Augment(semitones=30)
+    with pytest.raises(ScratchnetError, match="eq=2"):
+        Augment(eq=2)
+    with pytest.raises(ScratchnetError, match="eq_db=40"):
+        Augment(eq_db=40)
 
 
 def test_the_stream_with_augmentation_is_seeded_and_keeps_its_order():
