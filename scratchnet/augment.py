@@ -26,6 +26,7 @@ import numpy as np
 
 from .data import unit_norm
 from .errors import ScratchnetError
+from .signal import SAMPLE_RATE
 
 
 def speed_change(y, factor):
@@ -50,7 +51,7 @@ def fit_length(y, n, offset=0):
 EQ_POINTS = 6                # the random gain curve's knots, 50 Hz to Nyquist on a log axis
 
 
-def random_eq(y, rng, max_db, *, n_points=EQ_POINTS, low_hz=50.0, sr=16000):
+def random_eq(y, rng, max_db, *, n_points=EQ_POINTS, low_hz=50.0, sr=SAMPLE_RATE):
     """``y`` through a random smooth filter: gains uniform in ``[-max_db, max_db]`` dB at
     ``n_points`` frequencies spaced evenly in log frequency, linear in between (and flat
     outside), applied to the whole signal's spectrum (a zero-phase filter)."""
@@ -64,7 +65,7 @@ def random_eq(y, rng, max_db, *, n_points=EQ_POINTS, low_hz=50.0, sr=16000):
 
 @dataclasses.dataclass
 class Augment:
-    """Remix, pitch/tempo and gain augmentation; see the module docstring.
+    """Remix, pitch/tempo, gain and equalisation augmentation; see the module docstring.
 
     Parameters
     ----------
