@@ -218,6 +218,12 @@ def stft_options(config):
 TARGETS = ("magnitude", "phase_sensitive")
 
 
+def check_target(target):
+    """Refuse, in one line, a training target that is none of :data:`TARGETS`."""
+    if target not in TARGETS:
+        raise ScratchnetError(f"target={target!r} must be one of {', '.join(TARGETS)}")
+
+
 def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LENGTH,
                window=WINDOW, target="magnitude", dtype=np.float32):
     """Spectra (T, F) of one circular shift: the mixture's magnitude and the two sources' targets.
@@ -232,8 +238,7 @@ def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LE
     source cancels part of the mixture its target shrinks, and the network is not asked for
     energy that resynthesis with the mixture's phase would turn into interference.
     """
-    if target not in TARGETS:
-        raise ScratchnetError(f"target={target!r} must be one of {', '.join(TARGETS)}")
+    check_target(target)
     acc = np.roll(accompaniment, shift) if shift else accompaniment
     kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
     V = stft(vocals, **kw)

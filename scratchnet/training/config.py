@@ -86,8 +86,7 @@ class TrainConfig:
                      "shift_step"):
             if getattr(self, name) < 0:
                 raise ScratchnetError(f"{name}={getattr(self, name)} must not be negative")
-        if self.target not in data.TARGETS:
-            raise ScratchnetError(f"target={self.target!r} must be one of {', '.join(data.TARGETS)}")
+        data.check_target(self.target)
         make_loss(self)
         make_optimizer(self)  # a bad learning rate or optimizer option
         make_augment(self)
