@@ -37,6 +37,7 @@ OPTIMIZERS = ("sgd", "adagrad", "adadelta", "adam", "lbfgs")  # optimizers.OPTIM
 BACKENDS = ("fast", "reference")                         # nn.BACKENDS
 WINDOWS = ("hann", "sine", "boxcar")                     # signal.get_window's names
 FEATURES = ("magnitude", "log1p")                        # models.FEATURES
+FEATURE_NORMS = ("per_bin", "global")                    # models.config.FEATURE_NORMS
 CELLS = ("relu", "gru", "lstm")                          # models.CELLS
 AUDIO_FORMATS = ("wav", "flac")                          # audio.FORMATS
 LAYOUTS = ("mir1k", "stems")                             # data.LAYOUTS
@@ -153,6 +154,9 @@ def _add_train(sub):
     p.add_argument("--hidden", type=int, default=None, help="hidden units (Huang: 1000)")
     p.add_argument("--context", type=int, default=None, help="context frames each side (1 = 3 frames)")
     p.add_argument("--features", default=None, choices=FEATURES, help="network input")
+    p.add_argument("--feature-norm", default=None, choices=FEATURE_NORMS,
+                   help="input normalisation: each bin to zero mean and unit deviation (per_bin, "
+                        "the default) or one scale for all bins (global, Huang's raw magnitudes)")
     p.add_argument("--layers", type=int, default=None, help="hidden layers (Huang: 3)")
     p.add_argument("--cell", default=None, choices=CELLS, help="recurrent cell (default relu, Huang's)")
     p.add_argument("--bidirectional", action="store_true", default=None,

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from scratchnet.cli import main
-from scratchnet.models import Model, make_config
+from scratchnet.models import Model, load_model, make_config
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +158,7 @@ def test_fixed_choices_are_those_of_the_modules():
     from scratchnet import models
     assert cli.FEATURES == models.FEATURES
     assert cli.CELLS == models.config.CELLS
+    assert cli.FEATURE_NORMS == models.config.FEATURE_NORMS
     with pytest.raises(Exception, match="bogus"):
         get_window("bogus", 16)
     with pytest.raises(Exception, match="bogus"):
@@ -211,11 +212,13 @@ def test_gated_bidirectional_training_with_augmentation_then_shipped_names(fake_
     run = tmp_path / "run"
     proc = run_cli("train", "--data", fake_mir1k, "--out", str(run), "--model", "srnn", "--layers", "2",
                    "--hidden", "6", "--cell", "gru", "--bidirectional", "--augment", "remix=1,pitch=1",
-                   "--seq-len", "10", "--epochs", "1", "--max-batches", "2", "--batch-size", "2",
+                   "--feature-norm", "global", "--seq-len", "10", "--epochs", "1", "--max-batches", "2", "--batch-size", "2",
                    "--valid-clips", "1", "--workers", "1", "-q")
     assert proc.returncode == 0, proc.stderr
     saved = json.loads((run / "config.json").read_text())
     assert saved["model"]["cell"] == "gru" and saved["model"]["bidirectional"] is True
+    assert saved["model"]["feature_norm"] == "global"
+    assert not load_model(str(run / "best.npz")).buffers["mean"].any()  # one scale, no means
     assert saved["augment"] == {"remix": 1.0, "pitch": 1.0}
     proc = run_cli("evaluate", "--model", str(run / "best.npz"), "--data", fake_mir1k, "--limit", "1",
                    "--workers", "1", "-q", "--mask-power", "2")

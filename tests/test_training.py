@@ -27,6 +27,25 @@ def test_drnn_overfits_a_short_clip():
     assert loss < first / 10, (first, loss)
 
 
+def test_feature_norm_global_keeps_the_spectrum_shape():
+    """per_bin: every bin to mean 0, std 1; global: one scale, so the normalised input is X / rms(X)."""
+    _, vocals, accompaniment = synth_song(1.5, seed=3)
+    X = data.magnitudes(vocals, accompaniment)[0]  # T,F
+    per_bin = Model(make_config(arch="dnn", hidden=8, layers=1))
+    mean, std = training.feature_stats(per_bin, [(vocals, accompaniment)])
+    np.testing.assert_allclose(mean, X.mean(0), rtol=1e-5, atol=1e-7)
+    one = Model(make_config(arch="dnn", hidden=8, layers=1, feature_norm="global"))
+    mean, std = training.feature_stats(one, [(vocals, accompaniment)])
+    assert not mean.any() and np.all(std == std[0])
+    np.testing.assert_allclose(std[0], np.sqrt(np.mean(X.astype(np.float64) ** 2)), rtol=1e-4)
+    one.buffers["mean"], one.buffers["std"] = mean, std
+    Z = one._features(X[None])[0]
+    np.testing.assert_allclose(Z, X / std[0], rtol=1e-5)  # each bin keeps its share
+    np.testing.assert_allclose(np.sqrt(np.mean(Z.astype(np.float64) ** 2)), 1.0, rtol=1e-3)
+    with pytest.raises(ScratchnetError, match="feature_norm"):
+        make_config(feature_norm="per_song")
+
+
 def _cfg(data_dir, **kw):
     base = dict(data=data_dir, model=make_config(arch="drnn-2", hidden=16), stages=[[10, 2]],
                 batch_size=3, shift_step=8000, valid_clips=1, max_batches_per_epoch=5,

@@ -33,6 +33,12 @@ Every recurrent layer uses the cell ``cell`` (``relu``: Huang's h_t = relu(W x_t
 b); the gated cells of :mod:`scratchnet.nn`), and with ``bidirectional`` a second cell reads
 the sequence backwards, doubling the layer's output.
 
+Input features (``features``, ``feature_norm``): the mixture's magnitudes X, or log(1 + X /
+``feature_ref``), then normalised with statistics of the training data stored in the model:
+``per_bin`` (the default) subtracts each bin's mean and divides by its deviation, so every
+bin weighs alike; ``global`` divides by one number, the deviation over all bins, and keeps
+the spectrum's shape (a quiet high bin stays small), as Huang et al. fed raw magnitudes.
+
 The STFT (``n_fft``, ``hop_length``, ``window``) is part of the config: a model is trained,
 validated and run with one STFT, and ``n_bins = 1 + n_fft // 2`` follows from it unless a
 test gives ``n_bins`` alone.
@@ -42,6 +48,7 @@ from ..signal import HOP_LENGTH, N_FFT, WINDOW
 
 ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid")
 FEATURES = ("magnitude", "log1p")
+FEATURE_NORMS = ("per_bin", "global")
 CELLS = ("relu", "gru", "lstm")
 
 DEFAULTS = {
@@ -51,6 +58,7 @@ DEFAULTS = {
     "dense": [1024, 128, 256, 512], "rnn": [256, 256, 256],
     "n_fft": N_FFT, "hop_length": HOP_LENGTH, "window": WINDOW, "seed": 0, "dtype": "float32",
     "inference_seq_len": None, "cell": "relu", "bidirectional": False, "mask_power": 1.0,
+    "feature_norm": "per_bin",
 }
 
 
@@ -64,6 +72,8 @@ def make_config(**overrides):
         raise ScratchnetError(f"unknown model {config['arch']!r}: choose one of {', '.join(ARCHS)}")
     if config["features"] not in FEATURES:
         raise ScratchnetError(f"features={config['features']!r} must be one of {', '.join(FEATURES)}")
+    if config["feature_norm"] not in FEATURE_NORMS:
+        raise ScratchnetError(f"feature_norm={config['feature_norm']!r} must be one of {', '.join(FEATURE_NORMS)}")
     if config["cell"] not in CELLS:
         raise ScratchnetError(f"cell={config['cell']!r} must be one of {', '.join(CELLS)}")
     n_fft, hop = config["n_fft"], config["hop_length"]

@@ -1,14 +1,14 @@
 """The separation network: a short loop over the layer table, the mask, saving and loading.
 
 Every model maps mixture magnitudes X (N, T, F) to two source estimates: the input features
-(optionally log-compressed, then standardised with per-bin statistics stored with the model),
+(optionally log-compressed, then normalised with statistics stored with the model),
 the layers of its spec list run in order (each keeping its cache), a linear output of 2F
 units and Huang's joint soft mask, which multiplies the raw magnitudes X.  ``backward`` runs
 the specs in reverse.  There is no hidden state and no autograd.
 
 Inputs may be compressed before the first layer (``features="log1p"``: log(1 + X / ref)) and
-standardised with ``buffers["mean"]`` and ``buffers["std"]``, set by the trainer from the
-training data.
+are normalised with ``buffers["mean"]`` and ``buffers["std"]``, set by the trainer from the
+training data: per bin, or by one global scale (``feature_norm``, see config.py).
 """
 import os
 

@@ -19,7 +19,10 @@ VALID_SHARE = 25 / 175
 
 
 def feature_stats(model, sources, max_clips=60):
-    """Per-bin mean and std of the model's input features over (up to ``max_clips``) clips.
+    """Mean and std of the model's input features over (up to ``max_clips``) clips.
+
+    Per bin for ``feature_norm="per_bin"``; for ``"global"`` the mean is zero and the std is
+    one number, the root mean square over all bins and frames, repeated F times.
 
     Returns
     -------
@@ -30,6 +33,9 @@ def feature_stats(model, sources, max_clips=60):
     X = np.concatenate(Xs)  # T_total,F
     if model.config["features"] == "log1p":
         X = np.log1p(X / model.config["feature_ref"])
+    if model.config["feature_norm"] == "global":  # one scale: the spectrum keeps its shape
+        rms = np.sqrt(np.mean(np.square(X, dtype=np.float64))) + 1e-5
+        return np.zeros(X.shape[1], model.dtype), np.full(X.shape[1], rms, model.dtype)
     return X.mean(0).astype(model.dtype), (X.std(0) + 1e-5).astype(model.dtype)
 
 
