@@ -36,8 +36,9 @@ the sequence backwards, doubling the layer's output.
 Input features (``features``, ``feature_norm``): the mixture's magnitudes X, or log(1 + X /
 ``feature_ref``), then normalised with statistics of the training data stored in the model:
 ``per_bin`` (the default) subtracts each bin's mean and divides by its deviation, so every
-bin weighs alike; ``global`` divides by one number, the deviation over all bins, and keeps
-the spectrum's shape (a quiet high bin stays small), as Huang et al. fed raw magnitudes.
+bin weighs alike; ``global`` divides by one number, the root mean square over all bins and
+frames, and keeps the spectrum's shape (a quiet high bin stays small), as Huang et al. fed
+raw magnitudes.
 
 The STFT (``n_fft``, ``hop_length``, ``window``) is part of the config: a model is trained,
 validated and run with one STFT, and ``n_bins = 1 + n_fft // 2`` follows from it unless a
