@@ -71,12 +71,9 @@ def make_config(**overrides):
     config = dict(DEFAULTS, **overrides)
     if config["arch"] not in ARCHS:
         raise ScratchnetError(f"unknown model {config['arch']!r}: choose one of {', '.join(ARCHS)}")
-    if config["features"] not in FEATURES:
-        raise ScratchnetError(f"features={config['features']!r} must be one of {', '.join(FEATURES)}")
-    if config["feature_norm"] not in FEATURE_NORMS:
-        raise ScratchnetError(f"feature_norm={config['feature_norm']!r} must be one of {', '.join(FEATURE_NORMS)}")
-    if config["cell"] not in CELLS:
-        raise ScratchnetError(f"cell={config['cell']!r} must be one of {', '.join(CELLS)}")
+    for key, choices in (("features", FEATURES), ("feature_norm", FEATURE_NORMS), ("cell", CELLS)):
+        if config[key] not in choices:
+            raise ScratchnetError(f"{key}={config[key]!r} must be one of {', '.join(choices)}")
     n_fft, hop = config["n_fft"], config["hop_length"]
     if not (isinstance(n_fft, int) and n_fft >= 2 and isinstance(hop, int) and 0 < hop <= n_fft):
         raise ScratchnetError(f"n_fft={n_fft!r} and hop_length={hop!r} must be integers, "
