@@ -107,13 +107,13 @@ def load_model_separator(path=None, *, seq_len="auto", mask_power=None):
     """A shipped model by name (``path=None``: the default one) or any saved model, as a
     :class:`ModelSeparator`."""
     from .models import load_model
-    path = pretrained.path_of(path)
+    asked, path = path, pretrained.path_of(path)
     model = load_model(path)
     if seq_len == "auto":
         seq_len = model.config.get("inference_seq_len")
-    name = pretrained.name_of(path)
-    return ModelSeparator(model, seq_len=seq_len, mask_power=mask_power,
-                          name=("drnn" if name == pretrained.DEFAULT else name) if name else os.path.basename(path))
+    # "drnn" (the method) when no model was named; a named model keeps its own name
+    name = "drnn" if asked is None else pretrained.name_of(path) or os.path.basename(path)
+    return ModelSeparator(model, seq_len=seq_len, mask_power=mask_power, name=name)
 
 
 def get_separator(method, *, model=None, mask_power=None):

@@ -31,3 +31,16 @@ def test_describe_gives_one_line_per_model():
     lines = pretrained.describe()
     assert len(lines) == len(pretrained.SHIPPED)
     assert any("(default)" in line for line in lines)
+
+
+def test_a_separator_is_labelled_by_the_model_asked_for(tmp_path):
+    """``--method drnn`` alone is labelled "drnn"; a model named by the user keeps its name,
+    the default's included, so titles and score files say which model made them."""
+    from scratchnet.models import Model, make_config
+    from scratchnet.separation import load_model_separator
+    assert load_model_separator().name == "drnn"
+    assert load_model_separator(pretrained.DEFAULT).name == pretrained.DEFAULT
+    assert load_model_separator("drnn2").name == "drnn2"
+    own = str(tmp_path / "mine.npz")
+    Model(make_config(arch="drnn-2", hidden=8, seed=0)).save(own)
+    assert load_model_separator(own).name == "mine.npz"
