@@ -5,7 +5,8 @@ import pytest
 
 from scratchnet import pretrained
 from scratchnet.errors import ScratchnetError
-from scratchnet.models import load_model
+from scratchnet.models import Model, load_model, make_config
+from scratchnet.separation import load_model_separator
 
 
 def test_every_shipped_model_loads_and_has_a_card():
@@ -36,8 +37,6 @@ def test_describe_gives_one_line_per_model():
 def test_a_separator_is_labelled_by_the_model_asked_for(tmp_path):
     """``--method drnn`` alone is labelled "drnn"; a model named by the user keeps its name,
     the default's included, so titles and score files say which model made them."""
-    from scratchnet.models import Model, make_config
-    from scratchnet.separation import load_model_separator
     assert load_model_separator().name == "drnn"
     assert load_model_separator(pretrained.DEFAULT).name == pretrained.DEFAULT
     assert load_model_separator("drnn2").name == "drnn2"
