@@ -103,8 +103,15 @@ def save_config(cfg, path):
 
 
 def load_config(path):
-    """Read a config saved by :func:`save_config`; a truncated file is refused in one line."""
-    return TrainConfig.from_dict(read_json(path, "training config"))
+    """Read a config saved by :func:`save_config`; a truncated file is refused in one line.
+
+    A run saved before a model option existed keeps what its absence meant (a run started
+    before ``level_window`` resumes without level normalisation)."""
+    from ..models.config import ABSENT
+    d = read_json(path, "training config")
+    if isinstance(d, dict) and isinstance(d.get("model"), dict):
+        d["model"] = {**ABSENT, **d["model"]}
+    return TrainConfig.from_dict(d)
 
 
 def parse_stages(text):
