@@ -76,6 +76,11 @@ def _add_evaluate(sub):
     p.add_argument("--mask-power", type=float, default=None,
                    help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     _add_data_args(p)
+    level = p.add_mutually_exclusive_group()
+    level.add_argument("--gain", type=float, default=None, metavar="DB",
+                       help="score the clips at this gain in dB from Huang's 0 dB mixtures (e.g. -40)")
+    level.add_argument("--peak", type=float, default=None,
+                       help="score each clip scaled so its mixture peaks at this level (e.g. 0.99)")
     p.add_argument("--json", default=None, help="write the scores to this JSON file")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write a listening page DIR/index.html: every clip ranked by vocal SDR, "

@@ -43,21 +43,23 @@ def cmd_evaluate(args):
         _check_report_folder(args.report, args.force)
     if args.scheduler:
         args.data = os.path.abspath(args.data)  # the clips' paths, as the cluster's workers see them
-    from . import metrics, report
+    from . import data, metrics, report
     from .files import write_json
     from .separation import get_separator
+    level = data.LevelledClips(gain_db=args.gain, peak=args.peak)
     separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     clips, split = _clips_for(args)
     results = metrics.evaluate(separator, clips, workers=args.workers, progress=not args.quiet,
-                               scheduler=args.scheduler)
+                               scheduler=args.scheduler, load=level)
     summary = metrics.aggregate(results)
-    print(f"method {separator.name} on {len(clips)} clips ({split}/{args.part})")
+    print(f"method {separator.name} on {len(clips)} clips ({split}/{args.part}), {level.describe()}")
     print(report.summary_table(summary))
     for r in results:
         if r.get("error"):
             print(f"clip {r['clip']}: not scored: {r['error']}", file=sys.stderr)
     if args.json:
         write_json(args.json, {"method": separator.name, "split": split, "part": args.part,
+                               "level": level.describe(),
                                "clips": summary["clips"], "failed": summary["failed"],
                                "vocals": summary["vocals"],
                                "accompaniment": summary["accompaniment"], "per_clip": results})

@@ -193,6 +193,41 @@ def load_clip(clip, *, sr=SAMPLE_RATE):
     return vocals + accompaniment, vocals, accompaniment
 
 
+class LevelledClips:
+    """``load(clip) -> (mixture, vocals, accompaniment)`` at another level than Huang's 0 dB mixture.
+
+    ``gain_db`` scales the mixture and both references by ``10 ** (gain_db / 20)``; ``peak``
+    scales each clip so that its mixture peaks at ``peak`` (a mastered song's level: MIR-1K's
+    mixtures peak near -33 dBFS).  Scores of a separator that does not depend on the input's
+    level are the same at every level.  A module-level class, so that worker processes can
+    pickle it (:func:`scratchnet.metrics.evaluate`).
+    """
+
+    def __init__(self, *, gain_db=None, peak=None):
+        if gain_db is not None and peak is not None:
+            raise ScratchnetError("give a gain or a peak level, not both")
+        if gain_db is not None and not (np.isfinite(gain_db) and abs(gain_db) <= 200):
+            raise ScratchnetError(f"gain {gain_db} dB must be a finite number of dB within +-200")
+        if peak is not None and not (np.isfinite(peak) and peak > 0):
+            raise ScratchnetError(f"peak {peak} must be a positive number")
+        self.gain_db, self.peak = gain_db, peak
+
+    def describe(self):
+        """The level in words, for tables: "MIR-1K level", "-40 dB", "peak 0.99"."""
+        if self.peak is not None:
+            return f"peak {self.peak:g}"
+        return "MIR-1K level" if not self.gain_db else f"{self.gain_db:+g} dB"
+
+    def __call__(self, clip):
+        mixture, vocals, accompaniment = load_clip(clip)
+        if self.peak is not None:
+            top = np.max(np.abs(mixture))
+            g = self.peak / top if top > 0 else 1.0
+        else:
+            g = 10.0 ** ((self.gain_db or 0.0) / 20)
+        return mixture * g, vocals * g, accompaniment * g
+
+
 def circular_shifts(n_samples, step=10000):
     """Shifts ``0, step, 2*step, ...`` below ``n_samples``: each rotates the accompaniment.
 
