@@ -39,7 +39,7 @@ def test_feature_norm_global_keeps_the_spectrum_shape():
     assert not mean.any() and np.all(std == std[0])
     np.testing.assert_allclose(std[0], np.sqrt(np.mean(X.astype(np.float64) ** 2)), rtol=1e-4)
     one.buffers["mean"], one.buffers["std"] = mean, std
-    Z = one._features(X[None])[0]
+    Z = one._features(X[None])[0][0]  # (features, level cache): the one sequence's features
     np.testing.assert_allclose(Z, X / std[0], rtol=1e-5)  # each bin keeps its share
     np.testing.assert_allclose(np.sqrt(np.mean(Z.astype(np.float64) ** 2)), 1.0, rtol=1e-3)
     with pytest.raises(ScratchnetError, match="feature_norm"):

@@ -14,7 +14,7 @@ THRESHOLD = 1e-6
 
 #: the groups of rows, in the order printed; ``--only`` picks among them
 GROUPS = ("affine", "activations", "context", "conv1d", "maxpool1d", "mask", "rnn", "gru",
-          "lstm", "loss", "model")
+          "lstm", "loss", "model", "level")
 
 
 def _layer_check(what, forward, inputs, grads, dout, h=1e-6):
@@ -86,6 +86,20 @@ def _mask_rows(rng):
     da, dX = mask.mask_backward(d1, d2, c)
     return _layer_check("mask", lambda: mask.mask_forward(a, X)[0], {"a": a, "X": X},
                         {"a": da, "X": dX}, (d1, d2))
+
+
+def _level_rows(rng):
+    """The level gain through both of its paths, for a window of one frame each side, of no
+    frame (every frame alone) and of the whole sequence."""
+    from ..nn import level
+    X = rng.uniform(0.0, 1.0, (2, 5, 4))
+    dZ = rng.standard_normal(X.shape)
+    rows = []
+    for K, label in ((1, "K=1"), (0, "K=0"), (None, "whole")):
+        Z, c = level.level_forward(X, 0.3, K, max_gain=50.0)
+        rows += _layer_check(f"level ({label})", lambda: level.level_forward(X, 0.3, K, max_gain=50.0)[0],
+                             {"X": X}, {"X": level.level_backward(dZ, c)}, dZ)
+    return rows
 
 
 def rnn_inputs(rng, N, T, D, H, positive=False):
@@ -231,7 +245,7 @@ def gradient_table(seed=0, *, only=None):
               "conv1d": _conv1d_rows, "maxpool1d": _maxpool1d_rows, "mask": _mask_rows,
               "rnn": _rnn_rows, "gru": lambda r: _gated_rows(r, "gru"),
               "lstm": lambda r: _gated_rows(r, "lstm"), "loss": _loss_rows,
-              "model": lambda r: _model_rows_all(seed)}
+              "model": lambda r: _model_rows_all(seed), "level": _level_rows}
     rows = []
     for i, group in enumerate(GROUPS):
         if group in only:

@@ -6,9 +6,12 @@ the layers of its spec list run in order (each keeping its cache), a linear outp
 units and Huang's joint soft mask, which multiplies the raw magnitudes X.  ``backward`` runs
 the specs in reverse.  There is no hidden state and no autograd.
 
-Inputs may be compressed before the first layer (``features="log1p"``: log(1 + X / ref)) and
-are normalised with ``buffers["mean"]`` and ``buffers["std"]``, set by the trainer from the
-training data: per bin, or by one global scale (``feature_norm``, see config.py).
+Inputs may first be brought to the training data's level (``level_window``: the gain of
+:mod:`scratchnet.nn.level`, with the reference ``buffers["level"]``), so that the masks do
+not depend on the input's gain; then compressed (``features="log1p"``: log(1 + X / ref)) and
+normalised with ``buffers["mean"]`` and ``buffers["std"]``, set by the trainer from the
+training data: per bin, or by one global scale (``feature_norm``, see config.py).  The mask
+always multiplies the raw magnitudes X.
 """
 import os
 
@@ -16,9 +19,10 @@ import numpy as np
 
 from .. import files
 from ..errors import ScratchnetError
-from ..nn import mask
+from ..nn import level, mask
 from ..nn.backend import pick
-from .config import layer_specs, make_config
+from ..signal import SAMPLE_RATE
+from .config import ABSENT, layer_specs, make_config
 from .table import LAYERS
 
 
@@ -38,7 +42,8 @@ class Model:
     params : dict, optional
         Trained tensors; drawn with seeded Glorot-uniform initialisation when omitted.
     buffers : dict, optional
-        Non-trained input statistics ``mean`` and ``std``, shape (F,).
+        Non-trained input statistics ``mean`` and ``std``, shape (F,), and with
+        ``level_window`` the reference level ``level``, shape (1,).
     """
 
     def __init__(self, config, params=None, buffers=None):
@@ -52,6 +57,8 @@ class Model:
         self.params = params if params is not None else self._init_params()
         self.buffers = buffers if buffers is not None else {
             "mean": np.zeros(F, self.dtype), "std": np.ones(F, self.dtype)}
+        if self.config["level_window"] is not None:
+            self.buffers.setdefault("level", np.ones(1, self.dtype))
 
     def _init_params(self):
         rng = np.random.default_rng(self.config["seed"])
@@ -71,33 +78,57 @@ class Model:
         return int(sum(v.size for v in self.params.values()))
 
     # ------------------------------------------------------------------ forward / backward
-    def _features(self, X):
-        """Network input from magnitudes: optional log compression, then standardisation."""
-        Z = np.log1p(X / self.config["feature_ref"]) if self.config["features"] == "log1p" else X
-        return (Z - self.buffers["mean"]) / self.buffers["std"]  # N,T,F
+    def level_half_window(self):
+        """The level window's half width in frames (``level_window`` seconds in all), or None
+        when the model is not level-normalised."""
+        w = self.config["level_window"]
+        if w is None:
+            return None
+        return int(round(w / 2 * SAMPLE_RATE / self.config["hop_length"]))
 
-    def _features_backward(self, dZ, X):
+    def level_gains(self, X):
+        """The gains (N, T) that bring X (N, T, F) to the training level (ones without
+        ``level_window``)."""
+        K = self.level_half_window()
+        if K is None:
+            return np.ones(X.shape[:2])
+        return level.level_gains(X, float(self.buffers["level"][0]), K)
+
+    def _features(self, X, gains=None):
+        """Network input from magnitudes: the level gain, optional log compression, then
+        standardisation; returns ``(features, level cache)``.  ``gains`` (N, T), when given,
+        are used as constants (computed over a longer input than X: :meth:`predict`)."""
+        lcache = None
+        if gains is not None:
+            X = (gains[..., None] * X).astype(X.dtype)
+        elif self.config["level_window"] is not None:
+            X, lcache = level.level_forward(X, float(self.buffers["level"][0]), self.level_half_window())
+        Z = np.log1p(X / self.config["feature_ref"]) if self.config["features"] == "log1p" else X
+        return (Z - self.buffers["mean"]) / self.buffers["std"], (X, lcache)  # N,T,F
+
+    def _features_backward(self, dZ, fcache):
+        Xn, lcache = fcache  # the level-normalised magnitudes and the level's cache
         dZ = dZ / self.buffers["std"]
         if self.config["features"] == "log1p":
-            dZ = dZ / (self.config["feature_ref"] + X)  # d log1p(X/ref) / dX = 1 / (ref + X)
-        return dZ
+            dZ = dZ / (self.config["feature_ref"] + Xn)  # d log1p(X/ref) / dX = 1 / (ref + X)
+        return level.level_backward(dZ, lcache) if lcache is not None else dZ
 
-    def forward(self, X):
+    def forward(self, X, *, gains=None):
         """Source estimates for mixture magnitudes ``X`` (N, T, F); returns ``(y1, y2), cache``.
 
         y1 is the vocals' magnitude estimate, y2 the accompaniment's; y1 + y2 = X wherever the
-        mask's eps is negligible.
+        mask's eps is negligible.  ``gains`` (N, T) replace the level gains computed from X.
         """
         X = np.asarray(X, dtype=self.dtype)
         if X.ndim != 3 or X.shape[2] != self.config["n_bins"]:
             raise ScratchnetError(
                 f"model expects magnitudes of shape (N, T, {self.config['n_bins']}), got {X.shape}")
-        h, caches = self._features(X), []
+        (h, fcache), caches = self._features(X, gains), []
         for i, spec in enumerate(self.specs):
             h, cache = LAYERS[spec["kind"]].forward(h, self._tensors(i), spec)
             caches.append(cache)
         (y1, y2), mask_cache = pick(mask, "mask_forward")(h, X, self.config["mask_eps"])
-        return (y1, y2), (X, caches, mask_cache)
+        return (y1, y2), (fcache, caches, mask_cache)
 
     def backward(self, dy1, dy2, cache, *, input_grad=True):
         """Gradients of the loss for every parameter, and for the input X.
@@ -111,7 +142,7 @@ class Model:
         dX : ndarray, shape (N, T, F), or None when ``input_grad`` is False
             Through both paths: the mask's direct use of X and the network's input.
         """
-        X, caches, mask_cache = cache
+        fcache, caches, mask_cache = cache
         dh, dX = pick(mask, "mask_backward")(dy1, dy2, mask_cache)
         grads = {}
         for i in reversed(range(len(self.specs))):
@@ -120,7 +151,7 @@ class Model:
             grads.update({f"{spec['name']}/{t}": v for t, v in g.items()})
             if not need_dx:
                 return grads, None  # nothing below the first weighted layer has weights
-        return grads, dX + self._features_backward(dh, X)
+        return grads, dX + self._features_backward(dh, fcache)
 
     def loss_and_grad(self, X, t1, t2, loss_fn):
         """One batch: ``loss_fn(y1, y2, t1, t2) -> (loss, dy1, dy2)``; returns ``(loss, grads)``."""
@@ -138,7 +169,7 @@ class Model:
         centred difference with step h is exact up to O(h^2) only if no input moves a branch
         point, so checks assert this margin is far larger than h times the input's weight.
         """
-        h, margins = self._features(np.asarray(X, self.dtype)), []
+        (h, _), margins = self._features(np.asarray(X, self.dtype)), []
         for i, spec in enumerate(self.specs):
             kind, p = LAYERS[spec["kind"]], self._tensors(i)
             out, _ = kind.forward(h, p, spec)
@@ -154,17 +185,19 @@ class Model:
 
         With ``seq_len`` the frames are cut into sequences of that length (the state restarts
         at each, as in training) and run as one batch; the remainder runs as its own sequence.
+        The level gains are those of the whole spectrogram either way.
         """
         T = X.shape[0]
+        g = self.level_gains(X[None])  # 1,T
         if not seq_len or T <= seq_len:
-            (y1, y2), _ = self.forward(X[None])
+            (y1, y2), _ = self.forward(X[None], gains=g)
             return y1[0], y2[0]
         n_full = T // seq_len
         head = X[: n_full * seq_len].reshape(n_full, seq_len, -1)
-        (a1, a2), _ = self.forward(head)
+        (a1, a2), _ = self.forward(head, gains=g[:, : n_full * seq_len].reshape(n_full, seq_len))
         outs = [a1.reshape(-1, X.shape[1]), a2.reshape(-1, X.shape[1])]
         if T > n_full * seq_len:
-            (b1, b2), _ = self.forward(X[None, n_full * seq_len:])
+            (b1, b2), _ = self.forward(X[None, n_full * seq_len:], gains=g[:, n_full * seq_len:])
             outs = [np.concatenate([outs[0], b1[0]]), np.concatenate([outs[1], b2[0]])]
         return outs[0], outs[1]
 
@@ -221,7 +254,9 @@ def _check_tensors(params, config, source):
 
 def model_from_arrays(arrays, config, *, source="arrays", dtype=None):
     """The :class:`Model` of ``config`` with the tensors of ``arrays`` (as :meth:`Model.arrays`
-    made them); ``dtype`` overrides the config's."""
+    made them); ``dtype`` overrides the config's.  A key the saved config lacks means what
+    its absence meant when it was saved (:data:`~scratchnet.models.config.ABSENT`)."""
+    config = {**ABSENT, **config}
     if dtype is not None:
         config = dict(config, dtype=np.dtype(dtype).name)
     config = make_config(**config)

@@ -18,8 +18,19 @@ from ..models import Model, load_model, make_config
 VALID_SHARE = 25 / 175
 
 
+def reference_level(Xs):
+    """The training level: the median over clips of each clip's root mean square magnitude
+    (Xs: the clips' mixture magnitudes, (T_i, F) each).  A MIR-1K clip's sources have unit
+    norm, so its level falls with its length; the median is a level the network saw often."""
+    return float(np.median([np.sqrt(np.mean(np.square(X, dtype=np.float64))) for X in Xs]))
+
+
 def feature_stats(model, sources, max_clips=60):
     """Mean and std of the model's input features over (up to ``max_clips``) clips.
+
+    With ``level_window`` the model's reference level ``buffers["level"]`` is set first
+    (:func:`reference_level`: the features depend on it), and each clip is brought to it as
+    the model will bring its inputs.
 
     Per bin for ``feature_norm="per_bin"``; for ``"global"`` the mean is zero and the std is
     one number, the root mean square over all bins and frames, repeated F times.
@@ -30,6 +41,9 @@ def feature_stats(model, sources, max_clips=60):
     """
     stft_kw = data.stft_options(model.config)
     Xs = [data.magnitudes(v, a, 0, **stft_kw)[0] for v, a in sources[:max_clips]]  # T_i,F each
+    if model.config["level_window"] is not None:
+        model.buffers["level"] = np.array([reference_level(Xs)], model.dtype)
+        Xs = [(model.level_gains(x[None])[0][:, None] * x).astype(x.dtype) for x in Xs]
     X = np.concatenate(Xs)  # T_total,F
     if model.config["features"] == "log1p":
         X = np.log1p(X / model.config["feature_ref"])
@@ -37,6 +51,23 @@ def feature_stats(model, sources, max_clips=60):
         rms = np.sqrt(np.mean(np.square(X, dtype=np.float64))) + 1e-5
         return np.zeros(X.shape[1], model.dtype), np.full(X.shape[1], rms, model.dtype)
     return X.mean(0).astype(model.dtype), (X.std(0) + 1e-5).astype(model.dtype)
+
+
+def with_level(model, sources, window):
+    """A trained model (or ensemble) that hears every input at its training clips' level.
+
+    The trained weights are kept; the config gains ``level_window`` (seconds) and each
+    network the buffer ``level``, the :func:`reference_level` of ``sources`` (the clips it
+    was trained on) through its own STFT.  Its masks no longer depend on the input's gain.
+    This is how the shipped models were made independent of level (their model cards).
+    """
+    from ..models import Ensemble
+    if isinstance(model, Ensemble):
+        return Ensemble([with_level(m, sources, window) for m in model.members])
+    stft_kw = data.stft_options(model.config)
+    ref = reference_level([data.magnitudes(v, a, 0, **stft_kw)[0] for v, a in sources])
+    return Model(dict(model.config, level_window=window), params=model.params,
+                 buffers=dict(model.buffers, level=np.array([ref], model.dtype)))
 
 
 def validate(model, clips, workers=2):
