@@ -95,24 +95,28 @@ def sharpen(y1, y2, X, power):
     """A power mask from two estimates: ``y_i <- y_i^p / (y1^p + y2^p) X``.
 
     p = 1 gives the estimates' own ratio mask back; p = 2 is Wiener-like (the ratio of
-    powers), sharper: more of each bin goes to the source that dominates it.
+    powers), sharper: more of each bin goes to the source that dominates it; a large p is
+    the binary mask.  Computed as ``g1 = 1 / (1 + exp(-p (log y1 - log y2)))``, so no power
+    overflows (``--mask-power 1e6``); a bin where both estimates are 0 gives 0 to both.
     """
-    p1, p2 = np.power(y1, power), np.power(y2, power)
-    s = p1 + p2
-    g1 = np.divide(p1, s, out=np.zeros_like(s), where=s > 0)
-    return g1 * X, (1 - g1) * X * (s > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = power * (np.log(y1.astype(np.float64)) - np.log(y2.astype(np.float64)))
+        g1 = np.exp(-np.logaddexp(0.0, -d))  # the logistic of d, without overflow
+    both = (y1 <= 0) & (y2 <= 0)
+    g1 = np.where(both, 0.0, np.where(np.isnan(d), (y1 > 0).astype(np.float64), g1)).astype(X.dtype)
+    return g1 * X, (1 - g1) * X * ~both
 
 
 def load_model_separator(path=None, *, seq_len="auto", mask_power=None):
     """A shipped model by name (``path=None``: the default one) or any saved model, as a
     :class:`ModelSeparator`."""
     from .models import load_model
-    asked, path = path, pretrained.path_of(path)
+    path = pretrained.path_of(path)
     model = load_model(path)
     if seq_len == "auto":
         seq_len = model.config.get("inference_seq_len")
-    # "drnn" (the method) when no model was named; a named model keeps its own name
-    name = "drnn" if asked is None else pretrained.name_of(path) or os.path.basename(path)
+    # the model that runs names the separator: the shipped name, or the file's
+    name = pretrained.name_of(path) or os.path.basename(path)
     return ModelSeparator(model, seq_len=seq_len, mask_power=mask_power, name=name)
 
 

@@ -35,9 +35,10 @@ def test_describe_gives_one_line_per_model():
 
 
 def test_a_separator_is_labelled_by_the_model_asked_for(tmp_path):
-    """``--method drnn`` alone is labelled "drnn"; a model named by the user keeps its name,
-    the default's included, so titles and score files say which model made them."""
-    assert load_model_separator().name == "drnn"
+    """Every separator is labelled by the model that ran: the default (``--method drnn``
+    alone) by its shipped name, a model of one's own by its file, so titles, pages and score
+    files say which model made them."""
+    assert load_model_separator().name == pretrained.DEFAULT
     assert load_model_separator(pretrained.DEFAULT).name == pretrained.DEFAULT
     assert load_model_separator("drnn2").name == "drnn2"
     own = str(tmp_path / "mine.npz")
