@@ -1,7 +1,8 @@
 """Reading, resampling and writing audio files.
 
 Files are read and written with :mod:`soundfile` (libsndfile: WAV, FLAC, OGG and the rest of
-its formats) and resampled with SciPy's polyphase filter, :func:`scipy.signal.resample_poly`.
+its formats) and resampled with a polyphase filter (:func:`scratchnet.signal.resample_poly`,
+SciPy's design, coded by hand: importing ``scipy.signal`` took a second of every command).
 Every problem a user can cause (a missing file, a file that is not audio, an empty or
 non-finite signal, an output folder that cannot be written) raises
 :class:`~scratchnet.errors.ScratchnetError` with one line that names the path.
@@ -15,12 +16,11 @@ import sys
 from fractions import Fraction
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
 
 from .errors import ScratchnetError
 from .files import WriteError, atomic_write
-from .signal import SAMPLE_RATE
+from .signal import SAMPLE_RATE, resample_poly
 
 #: Output formats chosen by file extension, and the sample format written by default.
 FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -139,10 +139,11 @@ def resample(y, sr_in, sr_out):
 
     Notes
     -----
-    ``scipy.signal.resample_poly(y, up, down)`` with ``up / down = sr_out / sr_in`` in lowest
-    terms (44100 -> 16000 is up 160, down 441): upsample by ``up``, low-pass with a Kaiser
-    FIR filter, keep every ``down``-th sample.  It returns ``ceil(n * up / down)`` samples,
-    so a round trip 44.1k -> 16k -> 44.1k can come back a few samples longer than it began.
+    :func:`scratchnet.signal.resample_poly` (SciPy's ``resample_poly``, coded by hand and
+    held to it) with ``up / down = sr_out / sr_in`` in lowest terms (44100 -> 16000 is up
+    160, down 441): upsample by ``up``, low-pass with a Kaiser FIR filter, keep every
+    ``down``-th sample.  It returns ``ceil(n * up / down)`` samples, so a round trip
+    44.1k -> 16k -> 44.1k can come back a few samples longer than it began.
     """
     _check_rate(sr_in, "sr_in")
     _check_rate(sr_out, "sr_out")
@@ -150,7 +151,7 @@ def resample(y, sr_in, sr_out):
     if sr_in == sr_out:
         return y.copy()
     ratio = Fraction(int(sr_out), int(sr_in))
-    return scipy.signal.resample_poly(y, ratio.numerator, ratio.denominator, axis=0)
+    return resample_poly(y, ratio.numerator, ratio.denominator)
 
 
 def check_not_input(out_path, inputs):

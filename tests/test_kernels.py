@@ -40,6 +40,13 @@ def test_overlap_add(dtype, tol, T, n, hop):
     _close(signal.overlap_add(frames, hop, length), signal.overlap_add_numpy(frames, hop, length), tol, "overlap_add")
 
 
+@pytest.mark.parametrize("n,C,up,down", [(1, 1, 1, 3), (37, 1, 3, 2), (200, 2, 160, 441), (90, 3, 441, 160),
+                                         (64, 1, 2, 1)])
+def test_resample_poly(n, C, up, down):
+    x = np.random.default_rng(1).standard_normal((n, C) if C > 1 else n)
+    _close(signal.resample_poly(x, up, down), signal.resample_poly_numpy(x, up, down), 1e-12, "resample_poly")
+
+
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("N,T,H", [(1, 1, 1), (2, 5, 3), (3, 4, 8)])
 def test_rnn_recurrence(dtype, tol, N, T, H):
@@ -285,6 +292,14 @@ def test_recurrences_give_the_same_numbers_on_any_number_of_threads(kernel_threa
     kernel_threads(3)  # 3 + 3 + 4: the gated cells' small product blocks rows by five, so a
     for a, b in zip(one, _recurrences()):  # different split may round differently
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resampling_is_the_same_on_any_number_of_threads(kernel_threads):
+    x = np.random.default_rng(2).standard_normal((40000, 2))
+    kernel_threads(1)
+    one = signal.resample_poly(x, 160, 441)
+    kernel_threads(2)
+    assert np.array_equal(signal.resample_poly(x, 160, 441), one)
 
 
 def test_adam_and_norm_are_the_same_on_any_number_of_threads(kernel_threads):
