@@ -25,9 +25,8 @@ import dataclasses
 import numpy as np
 import scipy.fft
 
-from .data import unit_norm
 from .errors import ScratchnetError
-from .signal import SAMPLE_RATE
+from .signal import SAMPLE_RATE, unit_norm
 
 
 def speed_change(y, factor):

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import audio
 from .errors import ScratchnetError
-from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, stft
+from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW, stft, unit_norm
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
 HUANG_TRAIN_SINGERS = ("abjones", "amy")
@@ -181,12 +181,6 @@ def load_sources(clip, *, sr=SAMPLE_RATE):
     return unit_norm(vocals), unit_norm(accompaniment)
 
 
-def unit_norm(x):
-    """``x / ||x||_2``, or ``x`` unchanged if it is all zeros."""
-    n = np.linalg.norm(x)
-    return x / n if n > 0 else x
-
-
 def load_clip(clip, *, sr=SAMPLE_RATE):
     """Huang's 0 dB mixture of a clip: ``(mixture, vocals, accompaniment)``, float64 1-D arrays."""
     vocals, accompaniment = load_sources(clip, sr=sr)
@@ -238,16 +232,6 @@ def circular_shifts(n_samples, step=10000):
     if step < 0:
         raise ScratchnetError(f"circular-shift step={step} must be a positive number of samples")
     return list(range(0, n_samples, int(step)))
-
-
-def stft_options(config):
-    """The STFT a model config names, as keywords for :func:`magnitudes` and ``stft``.
-
-    A model is trained, validated and run with the STFT stored in its config (``n_fft``,
-    ``hop_length``, ``window``); configs saved before those keys existed get the defaults.
-    """
-    return {"n_fft": config.get("n_fft", N_FFT), "hop_length": config.get("hop_length", HOP_LENGTH),
-            "window": config.get("window", WINDOW)}
 
 
 TARGETS = ("magnitude", "phase_sensitive")

@@ -27,9 +27,9 @@ import os
 import numpy as np
 
 from . import audio, pretrained
-from .data import stft_options
 from .errors import ScratchnetError
 from .files import new_folder
+from .models.config import stft_options
 from .signal import HOP_LENGTH, SAMPLE_RATE, istft, stft
 
 DEFAULT_MODEL = pretrained.path_of(None)  # the file of the default shipped model

@@ -344,6 +344,12 @@ def resample_poly(x, up, down):
     return out.T.reshape((n_out,) + x.shape[1:])
 
 
+def unit_norm(x):
+    """``x / ||x||_2``, or ``x`` unchanged if it is all zeros."""
+    n = np.linalg.norm(x)
+    return x / n if n > 0 else x
+
+
 def magphase(S):
     """Split a complex spectrogram into magnitude and unit phase, ``S = mag * phase``."""
     mag = np.abs(S)

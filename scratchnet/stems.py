@@ -37,7 +37,7 @@ import numpy as np
 
 from . import audio
 from .errors import ScratchnetError
-from .signal import SAMPLE_RATE
+from .signal import SAMPLE_RATE, unit_norm
 
 STEM_EXTENSIONS = (".wav", ".flac")
 ACCOMPANIMENT_PARTS = ("drums", "bass", "other")
@@ -199,7 +199,6 @@ def _check_mixture(excerpt, vocals, accompaniment):
 
 def load_sources(excerpt, *, sr=SAMPLE_RATE):
     """``(vocals, accompaniment)`` of an excerpt at ``sr``: mono, float64, each at unit norm."""
-    from .data import unit_norm
     t = excerpt.track
     vocals = _read_mono(t.vocals, excerpt.start, excerpt.stop)
     accompaniment = sum(_read_mono(p, excerpt.start, excerpt.stop) for p in t.accompaniment)

@@ -27,14 +27,27 @@ def test_drnn_overfits_a_short_clip():
     assert loss < first / 10, (first, loss)
 
 
+def test_feature_stats_set_the_reference_level_first():
+    """With level_window the statistics are those of the clips brought to the training level:
+    the reference is the median clip level, and the level-normalised input has it."""
+    clips = [synth_song(1.5, seed=s)[1:] for s in (3, 4, 5)]
+    clips = [(0.1 * v, 0.1 * a) if i == 0 else (v, a) for i, (v, a) in enumerate(clips)]  # one clip 20 dB down
+    model = Model(make_config(arch="dnn", hidden=8, layers=1, feature_norm="global", level_window=100.0))
+    model.buffers["mean"], model.buffers["std"] = training.feature_stats(model, clips)
+    levels = [np.sqrt(np.mean(data.magnitudes(v, a)[0].astype(np.float64) ** 2)) for v, a in clips]
+    np.testing.assert_allclose(model.buffers["level"][0], np.median(levels), rtol=1e-5)
+    # every clip, the quiet one too, enters the statistics at the reference level
+    np.testing.assert_allclose(model.buffers["std"][0], np.median(levels), rtol=1e-3)
+
+
 def test_feature_norm_global_keeps_the_spectrum_shape():
     """per_bin: every bin to mean 0, std 1; global: one scale, so the normalised input is X / rms(X)."""
     _, vocals, accompaniment = synth_song(1.5, seed=3)
     X = data.magnitudes(vocals, accompaniment)[0]  # T,F
-    per_bin = Model(make_config(arch="dnn", hidden=8, layers=1))
+    per_bin = Model(make_config(arch="dnn", hidden=8, layers=1, level_window=None))
     mean, std = training.feature_stats(per_bin, [(vocals, accompaniment)])
     np.testing.assert_allclose(mean, X.mean(0), rtol=1e-5, atol=1e-7)
-    one = Model(make_config(arch="dnn", hidden=8, layers=1, feature_norm="global"))
+    one = Model(make_config(arch="dnn", hidden=8, layers=1, feature_norm="global", level_window=None))
     mean, std = training.feature_stats(one, [(vocals, accompaniment)])
     assert not mean.any() and np.all(std == std[0])
     np.testing.assert_allclose(std[0], np.sqrt(np.mean(X.astype(np.float64) ** 2)), rtol=1e-4)

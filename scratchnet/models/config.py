@@ -97,6 +97,17 @@ def make_config(**overrides):
     return config
 
 
+def stft_options(config):
+    """The STFT a model config (or an ensemble's) names, as keywords for
+    :func:`scratchnet.data.magnitudes` and :func:`scratchnet.signal.stft`.
+
+    A model is trained, validated and run with the STFT stored in its config (``n_fft``,
+    ``hop_length``, ``window``); configs saved before those keys existed get the defaults.
+    """
+    return {"n_fft": config.get("n_fft", N_FFT), "hop_length": config.get("hop_length", HOP_LENGTH),
+            "window": config.get("window", WINDOW)}
+
+
 def layer_specs(config):
     """The list of layer specs (dicts) that an architecture is made of."""
     F, arch = config["n_bins"], config["arch"]

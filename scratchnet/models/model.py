@@ -13,8 +13,6 @@ normalised with ``buffers["mean"]`` and ``buffers["std"]``, set by the trainer f
 training data: per bin, or by one global scale (``feature_norm``, see config.py).  The mask
 always multiplies the raw magnitudes X.
 """
-import os
-
 import numpy as np
 
 from .. import files
@@ -263,22 +261,3 @@ def model_from_arrays(arrays, config, *, source="arrays", dtype=None):
     dt = np.dtype(config["dtype"])
     model = Model(config, params={k: np.zeros(s, dt) for k, s in param_shapes(config).items()})
     return model.load_arrays(arrays, source=source)
-
-
-def load_model(path, *, dtype=None):
-    """Load a model saved by :meth:`Model.save` (or an ensemble of them, saved by
-    :meth:`scratchnet.models.ensemble.Ensemble.save`); a bad file or tensor is named in one line."""
-    path = os.fspath(path)
-    arrays, meta = files.load_npz(path, what="model")
-    config = meta.get("config")
-    if config is None:
-        base = path[:-4] if path.endswith(".npz") else path
-        if not os.path.isfile(base + ".json"):
-            raise ScratchnetError(f"{path!r} has no config (expected {base + '.json'})")
-        config = files.read_json(base + ".json", what="model config")
-    if not isinstance(config, dict):
-        raise ScratchnetError(f"{path!r} holds no model config")
-    if config.get("arch") == "ensemble":
-        from .ensemble import Ensemble
-        return Ensemble.from_arrays(arrays, config, source=path, dtype=dtype)
-    return model_from_arrays(arrays, config, source=path, dtype=dtype)

@@ -13,6 +13,7 @@ import numpy as np
 from .. import data
 from ..errors import ScratchnetError
 from ..models import Model, load_model, make_config
+from ..models.config import stft_options
 
 #: Huang et al. kept 25 of their 175 training clips for model selection: one in seven.
 VALID_SHARE = 25 / 175
@@ -39,7 +40,7 @@ def feature_stats(model, sources, max_clips=60):
     -------
     mean, std : ndarray, shape (F,), the model's dtype
     """
-    stft_kw = data.stft_options(model.config)
+    stft_kw = stft_options(model.config)
     Xs = [data.magnitudes(v, a, 0, **stft_kw)[0] for v, a in sources[:max_clips]]  # T_i,F each
     if model.config["level_window"] is not None:
         model.buffers["level"] = np.array([reference_level(Xs)], model.dtype)
@@ -64,7 +65,7 @@ def with_level(model, sources, window):
     from ..models import Ensemble
     if isinstance(model, Ensemble):
         return Ensemble([with_level(m, sources, window) for m in model.members])
-    stft_kw = data.stft_options(model.config)
+    stft_kw = stft_options(model.config)
     ref = reference_level([data.magnitudes(v, a, 0, **stft_kw)[0] for v, a in sources])
     return Model(dict(model.config, level_window=window), params=model.params,
                  buffers=dict(model.buffers, level=np.array([ref], model.dtype)))
@@ -156,7 +157,7 @@ def check_stages(cfg, sources, model):
     """Refuse stages whose epoch would hold no batch (clips too short for ``seq_len``)."""
     for seq_len, *_ in cfg.stages:
         stream = data.SequenceStream(sources, seq_len=seq_len, batch_size=cfg.batch_size,
-                                     shift_step=cfg.shift_step, **data.stft_options(model.config))
+                                     shift_step=cfg.shift_step, **stft_options(model.config))
         if stream.batches_per_epoch() == 0:
             raise ScratchnetError(
                 f"the training clips give {stream.frames_per_epoch()} frames per epoch, too few for "
