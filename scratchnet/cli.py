@@ -42,6 +42,7 @@ CELLS = ("relu", "gru", "lstm")                          # models.CELLS
 AUDIO_FORMATS = ("wav", "flac")                          # audio.FORMATS
 LAYOUTS = ("mir1k", "stems")                             # data.LAYOUTS
 TARGETS = ("magnitude", "phase_sensitive")               # data.TARGETS
+METRICS = ("bss_eval", "museval")                        # metrics.METRICS
 
 
 # --------------------------------------------------------------------------- the parser
@@ -76,6 +77,9 @@ def _add_evaluate(sub):
     p.add_argument("--mask-power", type=float, default=None,
                    help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     _add_data_args(p)
+    p.add_argument("--metric", default="bss_eval", choices=METRICS,
+                   help="bss_eval: BSS-EVAL v3, length-weighted means (Huang's MIR-1K convention, "
+                        "the default); museval: BSS-EVAL v4, medians of 1 s windows (MUSDB18's, SiSEC)")
     level = p.add_mutually_exclusive_group()
     level.add_argument("--gain", type=float, default=None, metavar="DB",
                        help="score the clips at this gain in dB from Huang's 0 dB mixtures (e.g. -40)")

@@ -49,17 +49,21 @@ def cmd_evaluate(args):
     level = data.LevelledClips(gain_db=args.gain, peak=args.peak)
     separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     clips, split = _clips_for(args)
-    results = metrics.evaluate(separator, clips, workers=args.workers, progress=not args.quiet,
-                               scheduler=args.scheduler, load=level)
-    summary = metrics.aggregate(results)
+    workers = min(args.workers, len(clips))
+    if workers < args.workers and not args.scheduler:
+        print(f"{len(clips)} clip(s): {workers} worker process(es), not {args.workers}", file=sys.stderr)
+    results = metrics.evaluate(separator, clips, workers=workers, progress=not args.quiet,
+                               scheduler=args.scheduler, load=level, metric=args.metric)
+    museval = args.metric == "museval"
+    summary = metrics.aggregate_museval(results) if museval else metrics.aggregate(results)
     print(f"method {separator.name} on {len(clips)} clips ({split}/{args.part}), {level.describe()}")
-    print(report.summary_table(summary))
+    print(report.museval_table(summary) if museval else report.summary_table(summary))
     for r in results:
         if r.get("error"):
             print(f"clip {r['clip']}: not scored: {r['error']}", file=sys.stderr)
     if args.json:
         write_json(args.json, {"method": separator.name, "split": split, "part": args.part,
-                               "level": level.describe(),
+                               "level": level.describe(), "metric": args.metric,
                                "clips": summary["clips"], "failed": summary["failed"],
                                "vocals": summary["vocals"],
                                "accompaniment": summary["accompaniment"], "per_clip": results})
@@ -71,6 +75,11 @@ def cmd_evaluate(args):
     return 0
 
 
+#: The input that stands for standard input, and what messages call it.
+STDIN, STDIN_NAME = "-", "standard input"
+
+
+@contextlib.contextmanager
 def _separate_plan(args):
     """``[(input, stems folder, outputs)]``, refused before any work where it cannot be done.
 

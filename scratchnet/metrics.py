@@ -124,13 +124,67 @@ def aggregate(results):
     return summary
 
 
-def _score_clip(separator, clip, load):
+# --------------------------------------------------------------------------- BSS-EVAL v4
+#: The metrics ``evaluate`` offers: Huang's (BSS-EVAL v3, length-weighted means over clips)
+#: and MUSDB18's (BSS-EVAL v4 on one-second windows, medians, as SiSEC reports).
+METRICS = ("bss_eval", "museval")
+V4_SCORES = ("SDR", "ISR", "SIR", "SAR")
+
+
+def museval_scores(vocals, accompaniment, est_vocals, est_accompaniment, sr=16000):
+    """One clip's framewise BSS-EVAL v4 scores (:mod:`scratchnet.bsseval4`, one-second
+    windows, no overlap): ``{"length": n, "vocals": {"SDR": [...], ...}, "accompaniment": ...}``,
+    one number per window (None where a source is silent in it)."""
+    from .bsseval4 import bss_eval_v4
+    refs = np.stack([np.asarray(vocals, np.float64), np.asarray(accompaniment, np.float64)])
+    ests = np.stack([np.asarray(est_vocals, np.float64), np.asarray(est_accompaniment, np.float64)])
+    frames = bss_eval_v4(refs, ests, window=int(sr))
+    result = {"length": int(refs.shape[1])}
+    for j, source in enumerate(SOURCES):
+        result[source] = {k: [None if np.isnan(x) else float(x) for x in frames[k][j]] for k in V4_SCORES}
+    return result
+
+
+def track_of(name):
+    """The track a clip belongs to: a stems excerpt ``<track>@<start>s`` is part of its track;
+    a MIR-1K clip is a track of its own."""
+    return name.rsplit("@", 1)[0]
+
+
+def aggregate_museval(results):
+    """SiSEC's summary of framewise v4 scores: for each source and score, the median over a
+    track's windows (all its excerpts' windows pooled), then the median over tracks.
+
+    Returns ``{"clips", "failed", "tracks", "vocals": {"SDR", "ISR", "SIR", "SAR"}, ...}``
+    (NaN where no window was scored).
+    """
+    ok = [r for r in results if "error" not in r]
+    tracks = {}
+    for r in ok:
+        tracks.setdefault(track_of(r["clip"]), []).append(r)
+    summary = {"clips": len(ok), "failed": len(results) - len(ok), "tracks": len(tracks)}
+    for source in SOURCES:
+        summary[source] = {}
+        for k in V4_SCORES:
+            medians = []
+            for rs in tracks.values():
+                xs = [x for r in rs for x in r[source][k] if x is not None and np.isfinite(x)]
+                if xs:
+                    medians.append(float(np.median(xs)))
+            summary[source][k] = float(np.median(medians)) if medians else float("nan")
+    return summary
+
+
+def _score_clip(separator, clip, load, metric="bss_eval"):
     """Load one clip, separate its mixture and score it: the task each worker runs."""
     mixture, vocals, accompaniment = load(clip)
     references = (vocals, accompaniment) if separator.needs_references else None
     est_vocals, est_accompaniment = separator.separate(mixture, references=references)
     result = {"clip": getattr(clip, "name", str(clip))}
-    result.update(bss_eval(vocals, accompaniment, est_vocals, est_accompaniment, mixture))
+    if metric == "museval":
+        result.update(museval_scores(vocals, accompaniment, est_vocals, est_accompaniment))
+    else:
+        result.update(bss_eval(vocals, accompaniment, est_vocals, est_accompaniment, mixture))
     return result
 
 
@@ -142,7 +196,8 @@ def _worker_signals():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler=None):
+def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler=None,
+             metric="bss_eval"):
     """Separate and score every clip, in parallel worker processes or on a Dask cluster.
 
     Parameters
@@ -161,6 +216,9 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler
         ``load(clip) -> (mixture, vocals, accompaniment)``; defaults to
         :func:`scratchnet.data.load_clip`.  Must be picklable (a module-level function) when
         ``workers > 1``.
+    metric : {"bss_eval", "museval"}
+        BSS-EVAL v3 of the whole clip (:func:`bss_eval`; aggregate with :func:`aggregate`),
+        or framewise v4 (:func:`museval_scores`; aggregate with :func:`aggregate_museval`).
     scheduler : str, optional
         The address of a Dask scheduler (``tcp://HOST:8786``): every clip becomes one task
         there, ``workers`` is ignored, and the clips' files must be visible to the workers
@@ -180,6 +238,8 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler
     """
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ScratchnetError(f"{workers=} must be a positive integer")
+    if metric not in METRICS:
+        raise ScratchnetError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
     if load is None:
         from . import data                          # lazily: data imports this package's I/O
         load = data.load_clip
@@ -188,17 +248,17 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler
     bar = tqdm(total=len(clips), desc="bss_eval", unit="clip", disable=not progress)
     try:
         if scheduler is not None:
-            _evaluate_on_cluster(separator, clips, load, scheduler, results, bar)
+            _evaluate_on_cluster(separator, clips, load, scheduler, results, bar, metric)
         elif workers == 1:
             for i, clip in enumerate(clips):
-                results[i] = _score_clip(separator, clip, load)
+                results[i] = _score_clip(separator, clip, load, metric)
                 bar.update()
         else:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
             pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_signals,
                                        mp_context=multiprocessing.get_context(method))
             try:
-                futures = {pool.submit(_score_clip, separator, clip, load): i
+                futures = {pool.submit(_score_clip, separator, clip, load, metric): i
                            for i, clip in enumerate(clips)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
@@ -213,14 +273,14 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler
     return results
 
 
-def _evaluate_on_cluster(separator, clips, load, address, results, bar):
+def _evaluate_on_cluster(separator, clips, load, address, results, bar, metric):
     """One task per clip on the scheduler at ``address``; the separator is sent once to each worker."""
     from distributed import as_completed as completed
 
     from .cluster import connect
     with connect(address) as client:  # leaving it (done, failed, Ctrl-C) drops the clips not started
         shared = client.scatter(separator, broadcast=True, hash=False)  # one copy per worker, not per clip
-        futures = {client.submit(_score_clip, shared, clip, load, pure=False): i for i, clip in enumerate(clips)}
+        futures = {client.submit(_score_clip, shared, clip, load, metric, pure=False): i for i, clip in enumerate(clips)}
         for future in completed(futures):
             try:
                 results[futures[future]] = future.result()

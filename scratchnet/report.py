@@ -178,6 +178,18 @@ def compare_curves(logs, labels, *, title=None, path=None, relative_loss=False):
     return fig
 
 
+def museval_table(summary):
+    """The table of ``scratchnet evaluate --metric museval``: SiSEC's medians, as text."""
+    lines = [f"{'source':<15}{'SDR':>8}{'ISR':>8}{'SIR':>8}{'SAR':>8}   "
+             "(dB, BSS-EVAL v4: median over 1 s windows, then over tracks)"]
+    for src in ("vocals", "accompaniment"):
+        s = summary[src]
+        lines.append(f"{src:<15}{s['SDR']:>8.2f}{s['ISR']:>8.2f}{s['SIR']:>8.2f}{s['SAR']:>8.2f}")
+    lines.append(f"clips scored: {summary['clips']} of {summary['tracks']} track(s)" +
+                 (f", failed: {summary['failed']}" if summary.get("failed") else ""))
+    return "\n".join(lines)
+
+
 def summary_table(summary):
     """The evaluation table printed by ``scratchnet evaluate``, as text."""
     lines = [f"{'source':<15}{'GNSDR':>8}{'GSIR':>8}{'GSAR':>8}   (dB, length-weighted)"]
