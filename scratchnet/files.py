@@ -3,7 +3,10 @@
 Everything scratchnet writes (models, checkpoints, scores, figures, audio, logs) goes through
 :func:`atomic_write`: the bytes go to a temporary file beside the target, which is renamed over
 it only when complete, so a crash, Ctrl-C or SIGTERM never leaves half a file under the real
-name, and the temporary file is removed on the way out.
+name, and the temporary file is removed on the way out.  The temporary name holds the host and
+pid of its writer, so that one left by a killed process (SIGKILL, a power cut) is removed by
+the next write of the same file (:func:`remove_stale_temporaries`).  :func:`folder_lock` keeps
+two commands from writing into one folder at once.
 
 The ``.npz`` format (saved models and training checkpoints alike) is a NumPy archive of named
 arrays plus one JSON document, ``meta_json``, for everything that is not an array (a model's
@@ -14,6 +17,8 @@ one :class:`~scratchnet.errors.ScratchnetError` that names it.
 import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
 import zipfile
 
@@ -111,8 +116,9 @@ def atomic_write(path, mode="wb", *, suffix=None):
     check_writable(path)
     folder, name = os.path.split(os.path.abspath(path))
     suffix = os.path.splitext(name)[1] if suffix is None else suffix
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
+    remove_stale_temporaries(path)
+    try:  # .<name>.<host>-<pid>.<random>.tmp<suffix>
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.{_owner()}.", suffix=f".tmp{suffix}", dir=folder)
     except OSError as e:
         raise WriteError(f"cannot write {path!r}: {e.strerror}", e.strerror) from None
     try:
@@ -125,6 +131,91 @@ def atomic_write(path, mode="wb", *, suffix=None):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _host():
+    """This machine's name as it goes into file names (letters, digits, ``_`` and ``-``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _owner():
+    return f"{_host()}-{os.getpid()}"
+
+
+def _alive(pid):
+    """Whether process ``pid`` of this machine is running (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporary files of ``path`` that :func:`atomic_write` left in a process that
+    is gone (killed by SIGKILL, a power cut): only names of its own pattern, written on this
+    machine by a pid that no longer runs.  Another machine's (a shared folder) are left alone."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    mine = re.compile(rf"\.{re.escape(name)}\.{re.escape(_host())}-(\d+)\.\w+\.tmp")
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        found = mine.match(entry)
+        if found and not _alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, entry))
+
+
+#: The lock file :func:`folder_lock` holds in a folder while a command writes into it.
+LOCK_NAME = ".scratchnet.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder, what="output folder"):
+    """Hold ``folder``'s lock for the ``with`` block; refuse in one line if another process holds it.
+
+    The lock is ``flock`` on ``folder/.scratchnet.lock``: the system releases it when its
+    process dies, however (SIGKILL included), so a lock file left behind is simply taken
+    over.  The file holds its owner's pid and host, for the message, and is removed at the
+    end.  Where ``fcntl`` is missing (Windows), nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield None
+        return
+    path = os.path.join(os.fspath(folder), LOCK_NAME)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ScratchnetError(f"cannot lock {what} {os.fspath(folder)!r}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held
+            owner = os.read(fd, 200).decode(errors="replace").strip() or "a process starting"
+            os.close(fd)
+            raise ScratchnetError(f"{what} {os.fspath(folder)!r} is being written by another "
+                                  f"scratchnet command ({owner}): wait for it to end, or write "
+                                  "elsewhere") from None
+        try:  # still the file at that name, not one its last holder removed as we opened it?
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
 
 
 def _umask():
