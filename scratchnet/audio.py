@@ -1,7 +1,7 @@
 """Reading, resampling and writing audio files.
 
-Files are read and written with :mod:`soundfile` (libsndfile: WAV, FLAC, OGG and the rest of
-its formats) and resampled with a polyphase filter (:func:`scratchnet.signal.resample_poly`,
+Files are read and written with :mod:`soundfile` (libsndfile: WAV, FLAC, OGG Vorbis and Opus,
+MP3, AIFF and the rest of its formats; not AAC/M4A or WMA) and resampled with a polyphase filter (:func:`scratchnet.signal.resample_poly`,
 SciPy's design, coded by hand: importing ``scipy.signal`` took a second of every command).
 Every problem a user can cause (a missing file, a file that is not audio, an empty or
 non-finite signal, an output folder that cannot be written) raises
@@ -12,6 +12,7 @@ Signals are float64 in ``[-1, 1]`` as libsndfile scales them: shape ``(n,)`` for
 """
 import contextlib
 import os
+import stat
 import sys
 from fractions import Fraction
 
@@ -25,6 +26,42 @@ from .signal import SAMPLE_RATE, resample_poly
 #: Output formats chosen by file extension, and the sample format written by default.
 FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 DEFAULT_SUBTYPE = "PCM_16"
+#: How each sample format is named in messages.
+SUBTYPE_NAMES = {"PCM_16": "16-bit", "PCM_24": "24-bit", "FLOAT": "32-bit float"}
+#: Containers libsndfile cannot read: their error says how to convert them.
+UNREADABLE = (".m4a", ".aac", ".mp4", ".m4b", ".alac", ".wma", ".webm")
+
+
+def as_signal(x, name="signal"):
+    """``x`` (any array-like) as a float64 signal of shape (n,) or (n, C), checked.
+
+    Raises :class:`ScratchnetError`, in one line that names ``name``, for what is not an
+    array of numbers, an array of another number of dimensions, an empty one, one that
+    looks like channels first (``(2, n)``: pass its transpose) and one that holds NaN or
+    infinite samples.
+
+    Examples
+    --------
+    >>> as_signal([0.0, 0.5, -0.5], "mixture").dtype
+    dtype('float64')
+    """
+    kind = type(x).__name__ + (f" of dtype {x.dtype}" if hasattr(x, "dtype") else "")
+    try:
+        if x is None or isinstance(x, (str, bytes)) or np.iscomplexobj(x):
+            raise TypeError("not real numbers")  # NumPy would make NaN, parse text, drop imaginary parts
+        y = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:  # strings in an array, ragged lists
+        reason = str(err).split(". ")[0]
+        raise ScratchnetError(f"{name}: expected an array of real numbers, got {kind}: {reason}") from None
+    if y.ndim not in (1, 2):
+        raise ScratchnetError(f"{name}: expected a signal of shape (n,) or (n, channels), got shape {y.shape}")
+    if y.size == 0:  # before the shape's hint: (0, 2) is empty, not transposed
+        raise ScratchnetError(f"{name}: signal is empty (shape {y.shape})")
+    if y.ndim == 2 and y.shape[0] <= 8 < y.shape[1]:
+        raise ScratchnetError(f"{name}: shape {y.shape} looks like channels first: signals are time "
+                              f"first, (n, channels); pass its transpose, shape {y.shape[::-1]}")
+    check_signal(y, name)
+    return y
 
 
 def check_signal(y, name):
@@ -47,13 +84,28 @@ def check_signal(y, name):
 
 
 def _check_path(path):
-    """``path`` as a str, or a ScratchnetError if it is missing or a directory."""
+    """``path`` as a str, or a ScratchnetError if it is missing, a directory or not a regular
+    file (a FIFO would block the reader until something writes to it; a device never ends)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ScratchnetError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ScratchnetError(f"{path}: is a directory, expected an audio file")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ScratchnetError(f"{path}: not a regular file (a pipe, device or socket): give an "
+                              "audio file, or - to read standard input (separate, demo)")
     return path
+
+
+def _unreadable(path, err):
+    """The one-line error for a file libsndfile cannot read: its own words after the path,
+    and for AAC/M4A and WMA, which it never reads, the command that converts them."""
+    message = f"{path}: not a readable audio file ({err})"
+    base, ext = os.path.splitext(path)
+    if ext.lower() in UNREADABLE:
+        message += (f"; {ext} cannot be read (WAV, FLAC, OGG, Opus, MP3 and AIFF can): convert it "
+                    f"first, e.g. ffmpeg -i {path} {base}.wav")
+    return ScratchnetError(message)
 
 
 def _read(path):
@@ -62,8 +114,7 @@ def _read(path):
     try:
         y, sr = sf.read(path, dtype="float64", always_2d=True)  # n,C
     except (sf.LibsndfileError, RuntimeError) as err:
-        # libsndfile's own words ("Format not recognised.") after the path
-        raise ScratchnetError(f"{path}: not a readable audio file ({err})") from None
+        raise _unreadable(path, err) from None  # libsndfile's own words ("Format not recognised.")
     check_signal(y, path)
     return y, sr
 
@@ -192,8 +243,10 @@ class AtomicWriter:
     opens beside ``path`` (the format passed explicitly, as the temporary name's extension
     means nothing); it is renamed over ``path`` when the ``with`` block ends without error
     and deleted on any error, Ctrl-C and SIGTERM included.  A reader never sees half a file,
-    and a failed write leaves nothing behind.  Integer formats clip each block to ``[-1, 1]``
-    first: libsndfile would otherwise wrap samples that overflow.
+    and a failed write leaves nothing behind: a full disk is one :class:`ScratchnetError`
+    naming the file and the system's reason.  Integer formats clip each block to ``[-1, 1]``
+    first: libsndfile would otherwise wrap samples that overflow.  ``peak`` is the largest
+    absolute sample written so far, and ``clipped`` tells whether any was clipped.
 
     Examples
     --------
@@ -224,35 +277,106 @@ class AtomicWriter:
             f = self._stack.enter_context(atomic_write(self.path, "wb"))
         except WriteError as err:
             raise ScratchnetError(f"{folder}: cannot write to the output folder ({err.reason})") from None
+        self._sink = _KeptErrors(f.raw)  # unbuffered: each failed write is seen as it happens
+        self._file = None
         try:
-            self._file = sf.SoundFile(f, "w", int(sr), channels, self.subtype, format=FORMATS[ext])
-        except (OSError, RuntimeError) as err:
+            self._file = sf.SoundFile(self._sink, "w", int(sr), channels, self.subtype,
+                                      format=FORMATS[ext])
+            self._check_sink()  # the header could not be written
+        except BaseException as err:
+            if self._file is not None:
+                with contextlib.suppress(Exception):
+                    self._file.close()
             self._stack.__exit__(*sys.exc_info())  # removes the temporary file
-            raise ScratchnetError(f"{self.path}: could not write the file ({err})") from None
+            if isinstance(err, (OSError, RuntimeError)):
+                raise ScratchnetError(f"{self.path}: could not write the file "
+                                      f"({_reason(self._sink.error or err)})") from None
+            raise
         self.clip = not self.subtype.startswith(("FLOAT", "DOUBLE"))
+        self.peak = 0.0
+
+    @property
+    def clipped(self):
+        return self.clip and self.peak > 1.0
+
+    def _check_sink(self):
+        if self._sink.error is not None:
+            raise ScratchnetError(f"{self.path}: could not write the file ({_reason(self._sink.error)})")
 
     def write(self, y):
         """Append samples, shape (n,) or (n, channels)."""
         y = np.asarray(y, dtype=np.float64)
-        check_signal(y, self.path) if y.size else None
-        self._file.write(np.clip(y, -1.0, 1.0) if self.clip else y)  # PCM would wrap, not saturate
+        if y.size:
+            check_signal(y, self.path)
+            self.peak = max(self.peak, float(np.max(np.abs(y))))
+        try:
+            self._file.write(np.clip(y, -1.0, 1.0) if self.clip else y)  # PCM would wrap, not saturate
+        except (AssertionError, RuntimeError) as e:  # soundfile's check that every frame was
+            if self._sink.error is None:              # written, or libsndfile's own error
+                if isinstance(e, AssertionError):
+                    raise
+                raise ScratchnetError(f"{self.path}: could not write the file ({e})") from None
+        self._check_sink()
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, err, tb):
         try:
-            self._file.close()  # flushes the header; the temporary file is still open
+            try:
+                self._file.close()  # writes the header; the temporary file is still open
+            except (OSError, RuntimeError) as e:
+                if kind is None:  # else the block's own error is the one to tell
+                    raise ScratchnetError(f"{self.path}: could not write the file ({_reason(e)})") from None
+            if kind is None:
+                self._check_sink()
         except BaseException:
             self._stack.__exit__(*sys.exc_info())
             raise
         try:
             self._stack.__exit__(kind, err, tb)  # rename when complete, else remove
-        except ScratchnetError as e:
-            raise ScratchnetError(f"{self.path}: could not write the file ({e})") from None
+        except WriteError as e:
+            raise ScratchnetError(f"{self.path}: could not write the file ({e.reason})") from None
         if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, ScratchnetError):
             raise ScratchnetError(f"{self.path}: could not write the file ({err})") from None
         return False
+
+
+class _KeptErrors:
+    """The temporary file as libsndfile's write callbacks see it: a failed write (a full disk)
+    is kept here and reported to libsndfile as nothing written.  Raised inside the C callback,
+    it would be printed as "Exception ignored" and lost."""
+
+    def __init__(self, raw):
+        self.raw, self.error = raw, None
+
+    def write(self, data):
+        view, done = memoryview(data), 0
+        while self.error is None and done < len(view):  # a short write is retried: the
+            try:                                        # second one says why (ENOSPC, EFBIG)
+                done += self.raw.write(view[done:]) or 0
+            except OSError as e:
+                self.error = e
+        return done
+
+    def seek(self, offset, whence=0):
+        try:
+            return self.raw.seek(offset, whence)
+        except (OSError, ValueError) as e:
+            self.error = self.error or e
+            return -1
+
+    def tell(self):
+        try:
+            return self.raw.tell()
+        except (OSError, ValueError) as e:
+            self.error = self.error or e
+            return -1
+
+
+def _reason(err):
+    """The system's word for why a write failed ("No space left on device"), else the error."""
+    return getattr(err, "strerror", None) or str(err)
 
 
 def save(path, y, sr, *, subtype=None):
@@ -288,7 +412,7 @@ def info(path):
     try:
         i = sf.info(path)
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise ScratchnetError(f"{path}: not a readable audio file ({err})") from None
+        raise _unreadable(path, err) from None
     if i.frames <= 0:
         raise ScratchnetError(f"{path}: signal is empty (0 samples)")
     return int(i.frames), int(i.samplerate), int(i.channels)
@@ -302,3 +426,28 @@ def read_block(path, start, stop):
         raise ScratchnetError(f"{os.fspath(path)}: could not read samples {start}..{stop} ({err})") from None
     check_signal(y, f"{os.fspath(path)} (samples {start}..{stop})")
     return y
+
+
+def check_samples(path, block=1 << 18):
+    """Read every sample of an audio file, a block at a time; returns its peak (the largest
+    absolute sample).  NaN or infinite samples are refused in one line, before any work.
+
+    Raises :class:`ScratchnetError` as :func:`info` does, and for a file that cannot be read
+    to its end.
+    """
+    path = os.fspath(path)
+    n = info(path)[0]
+    peak, bad, first = 0.0, 0, None
+    try:
+        for k, y in enumerate(sf.blocks(path, blocksize=block, dtype="float64", always_2d=True)):
+            finite = np.isfinite(y)
+            if not finite.all():
+                bad += int((~finite).sum())
+                first = k * block + int(np.argwhere(~finite)[0][0]) if first is None else first
+            elif y.size:
+                peak = max(peak, float(np.max(np.abs(y))))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise ScratchnetError(f"{path}: could not read its {n} samples ({err})") from None
+    if bad:
+        raise ScratchnetError(f"{path}: signal has {bad} NaN or infinite samples (first at sample {first})")
+    return peak
