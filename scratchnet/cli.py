@@ -7,8 +7,9 @@ The commands (evaluate, separate, demo, figure, curves, train, sweep, models, en
 unknown method, a folder with no clips, an output that cannot be written) ends with one line
 on standard error and exit status 2, never a traceback; see :mod:`scratchnet.errors`.  A bug
 keeps its traceback.  Ctrl-C ends with one line and status 130, SIGTERM with one line and
-status 143; both unwind through :func:`scratchnet.files.atomic_write`, which removes the file
-it was writing, so nothing is left half-written.
+status 143, SIGHUP (the terminal closed) with one line and 129; each unwinds through
+:func:`scratchnet.files.atomic_write`, which removes the file it was writing, so nothing is
+left half-written.
 
 This module imports only the standard library at load time, so ``scratchnet --help`` answers
 at once; each command imports what it needs (NumPy, Numba, ...) when it runs.
@@ -25,6 +26,7 @@ from . import commands
 from .errors import ScratchnetError
 
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BROKEN_PIPE = 2, 130, 143, 141
+EXIT_HANGUP = 129  # 128 + SIGHUP, as for every signal
 
 # The fixed sets of values of the options, literal here so that parsing the command line
 # imports nothing heavy; tests/test_cli.py holds each equal to the tuple it copies.
@@ -69,6 +71,16 @@ def _add_data_args(p, part=True):
         p.add_argument("--limit", type=int, default=None, help="score only the first N clips")
 
 
+def _add_sample_format(p):
+    """--int24 / --float32: the stems' samples (16-bit by default)."""
+    bits = p.add_mutually_exclusive_group()
+    bits.add_argument("--int24", dest="subtype", action="store_const", const="PCM_24", default=None,
+                      help="write 24-bit stems (default 16-bit)")
+    bits.add_argument("--float32", dest="subtype", action="store_const", const="FLOAT",
+                      help="write 32-bit float WAV stems: samples above full scale are kept, not "
+                           "clipped, so the stems sum to a loud float input")
+
+
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="score a separator on MIR-1K with BSS-EVAL")
     p.add_argument("--method", default="drnn", choices=METHODS,
@@ -100,7 +112,8 @@ def _add_evaluate(sub):
 
 def _add_separate(sub):
     p = sub.add_parser("separate", help="separate audio files into vocals and accompaniment")
-    p.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
+    p.add_argument("files", nargs="+",
+                   help="audio files (WAV, FLAC, OGG, Opus, MP3, AIFF, ...), or - for standard input")
     p.add_argument("-o", "--outdir", default="separated", help="output folder (default ./separated)")
     p.add_argument("--method", default="drnn", choices=METHODS,
                    help="drnn (default) or rpca; irm and ibm need the true sources (evaluate)")
@@ -109,25 +122,29 @@ def _add_separate(sub):
                    help="sharpen the model's mask at separation: |y_i|^p / sum_j |y_j|^p (default: the model's own)")
     p.add_argument("--format", choices=AUDIO_FORMATS, default=None,
                    help="output format (default: flac for FLAC input, else wav)")
+    _add_sample_format(p)
     p.add_argument("--mono", action="store_true",
                    help="average the channels and write mono stems (default: the input's channels)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--report", action="store_true",
                    help="write a listening page, index.html, beside each song's stems")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no notices")
     p.set_defaults(func=commands.cmd_separate)
 
 
 def _add_demo_figure_curves(sub):
     p = sub.add_parser("demo", help="separate a synthetic song (or FILE) with the shipped model")
-    p.add_argument("file", nargs="?", default=None, help="an audio file (default: make a song)")
+    p.add_argument("file", nargs="?", default=None,
+                   help="an audio file, or - for standard input (default: make a song)")
     p.add_argument("-o", "--outdir", default="demo", help="output folder (default ./demo)")
-    p.add_argument("--seconds", type=float, default=12.0, help="length of the synthetic song")
+    p.add_argument("--seconds", type=float, default=12.0,
+                   help="length of the synthetic song (1 to 600, default 12)")
     p.add_argument("--seed", type=int, default=0)
+    _add_sample_format(p)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--report", action="store_true",
                    help="write a listening page, index.html, beside the stems")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no notices")
     p.set_defaults(func=commands.cmd_demo)
 
     p = sub.add_parser("figure", help="five-panel spectrogram figure of one clip")
@@ -271,25 +288,37 @@ def keep_freed_memory(pad=256 << 20):
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised as an exception so that every ``finally`` (atomic writes) runs."""
+    """SIGTERM or SIGHUP, raised as an exception so that every ``finally`` (atomic writes) runs."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
 #: the signals :func:`_on_signal` has raised during the present :func:`main` call
 _received = []
 
+#: each handled signal's word and exit status
+_ENDINGS = {signal.SIGINT: ("interrupted", EXIT_INTERRUPTED),
+            signal.SIGTERM: ("terminated", EXIT_TERMINATED)}
+if hasattr(signal, "SIGHUP"):  # not on Windows
+    _ENDINGS[signal.SIGHUP] = ("hung up", EXIT_HANGUP)
+
 
 def _on_signal(signum, frame):
     _received.append(signum)
-    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
 
 def _install(handlers):
-    """Set the SIGINT and SIGTERM handlers (one for both, or a dict); returns the old ones.
+    """Set the handlers of the signals of :data:`_ENDINGS` (one for all, or a dict); returns
+    the old ones.  A SIGHUP that is ignored (``nohup``) stays ignored.
 
     Outside the main thread (main() called from a thread) signals cannot be handled: nothing.
     """
     if not isinstance(handlers, dict):
-        handlers = dict.fromkeys((signal.SIGINT, signal.SIGTERM), handlers)
+        handlers = {s: handlers for s in _ENDINGS if s in (signal.SIGINT, signal.SIGTERM)
+                    or signal.getsignal(s) is not signal.SIG_IGN}
     try:
         return {s: signal.signal(s, h) for s, h in handlers.items()}
     except ValueError:
@@ -297,8 +326,9 @@ def _install(handlers):
 
 
 def _signal_behind(error):
-    """KeyboardInterrupt or Terminated if ``error`` is one, was raised while handling one, or
-    ended the command after :func:`_on_signal` raised one.
+    """The signal (SIGINT, SIGTERM, SIGHUP) behind ``error``: if it is a KeyboardInterrupt or
+    Terminated, was raised while handling one, or ended the command after :func:`_on_signal`
+    raised one; else None.
 
     A signal that lands inside C code calling back into Python comes out as another
     exception: a ``SystemError`` whose context is the KeyboardInterrupt (Numba's dispatcher
@@ -307,13 +337,13 @@ def _signal_behind(error):
     """
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, (KeyboardInterrupt, Terminated)):
-            return type(error)
+        if isinstance(error, KeyboardInterrupt):
+            return signal.SIGINT
+        if isinstance(error, Terminated):
+            return error.signum
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    if _received:
-        return KeyboardInterrupt if _received[-1] == signal.SIGINT else Terminated
-    return None
+    return _received[-1] if _received else None
 
 
 def _command_name(argv):
@@ -322,7 +352,7 @@ def _command_name(argv):
 
 
 def main(argv=None):
-    """Run one command; returns the exit status (0, 2 for a user's mistake, 130, 143)."""
+    """Run one command; returns the exit status (0, 2 for a user's mistake, 129, 130, 143)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     _received.clear()
     old = _install(_on_signal)
@@ -346,9 +376,12 @@ def main(argv=None):
         if signalled is None:
             raise  # a bug (or argparse's exit): its traceback is the report
         _install(signal.SIG_IGN)  # the clean-up has run; a second signal must not cut the line
-        print(f"{name}: {'interrupted' if signalled is KeyboardInterrupt else 'terminated'}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED if signalled is KeyboardInterrupt else EXIT_TERMINATED
+        word, status = _ENDINGS[signalled]
+        try:
+            print(f"{name}: {word}", file=sys.stderr)
+        except OSError:  # the terminal that hung up is gone
+            pass
+        return status
     finally:
         _install(old)
 

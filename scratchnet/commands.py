@@ -5,11 +5,12 @@ is :mod:`scratchnet.cli`.  Like it, this module imports only the standard librar
 time: each command imports what it needs when it runs, after checking every output path it
 will write, so that a mistake is reported before any computing.
 """
+import contextlib
 import os
 import sys
 
 from .errors import ScratchnetError
-from .files import check_writable, make_folder, read_json
+from .files import check_writable, folder_lock, make_folder, new_folder, read_json
 
 
 def _clips_for(args):
@@ -80,21 +81,62 @@ STDIN, STDIN_NAME = "-", "standard input"
 
 
 @contextlib.contextmanager
-def _separate_plan(args):
+def _standard_input(paths):
+    """``paths`` with ``-`` replaced by a temporary copy of standard input named ``stdin`` (so
+    its stems go to ``<outdir>/stdin/``), removed at the end.  libsndfile seeks in what it
+    reads, and a pipe cannot seek: hence the copy.  Errors that name the copy name
+    standard input instead."""
+    import shutil
+    import tempfile
+    if STDIN not in paths:
+        yield list(paths)
+        return
+    if list(paths).count(STDIN) > 1:
+        raise ScratchnetError("- (standard input) is given twice")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ScratchnetError(f"-: {STDIN_NAME} is a terminal: pipe audio into it "
+                              "(scratchnet separate - < song.wav)")
+    folder = tempfile.mkdtemp(prefix="scratchnet-stdin-")
+    copy = os.path.join(folder, "stdin")
+    try:
+        try:
+            with open(copy, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        except OSError as e:
+            raise ScratchnetError(f"-: cannot keep {STDIN_NAME} in {folder}: {e.strerror}") from None
+        if os.path.getsize(copy) == 0:
+            raise ScratchnetError(f"-: {STDIN_NAME} is empty: pipe audio into it (scratchnet separate - < song.wav)")
+        yield [copy if p == STDIN else p for p in paths]
+    except ScratchnetError as e:
+        if copy not in str(e):
+            raise
+        raise ScratchnetError(str(e).replace(copy, STDIN_NAME)) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_outputs_free(outputs, force):
+    for out in outputs:
+        if os.path.lexists(out) and not force:
+            raise ScratchnetError(f"{out} already exists: use --force to replace it, or another -o")
+
+
+def _separate_plan(args, files):
     """``[(input, stems folder, outputs)]``, refused before any work where it cannot be done.
 
-    Refused: an input that is not readable audio; an output that is an input; two inputs
-    whose stems would go to one folder (``a/song.wav b/song.flac``); an output that exists,
-    unless ``--force``; an ``-o`` that is a file.
+    Refused: an input that is not readable audio, or holds NaN samples (every sample is
+    read); an output that is an input; two inputs whose stems would go to one folder
+    (``a/song.wav b/song.flac``); an output that exists, unless ``--force``; an ``-o`` that
+    is a file.
     """
     from . import audio
     from .separation import outputs_of
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
         raise ScratchnetError(f"cannot use output folder {args.outdir!r}: it is a file")
     plan, seen = [], {}
-    for path in args.files:
+    for path in files:
         audio.info(path)
-        folder, outputs = outputs_of(path, args.outdir, args.format)
+        folder, outputs = outputs_of(path, args.outdir, args.format, args.subtype)
         key = os.path.normcase(os.path.abspath(folder))
         if key in seen:
             raise ScratchnetError(f"{seen[key]} and {path} would both write their stems to {folder}: "
@@ -103,11 +145,11 @@ def _separate_plan(args):
         if args.report:
             outputs = outputs + [os.path.join(folder, "index.html")]
         for out in outputs:
-            audio.check_not_input(out, args.files)
-        for out in outputs:
-            if os.path.lexists(out) and not args.force:
-                raise ScratchnetError(f"{out} already exists: use --force to replace it, or another -o")
+            audio.check_not_input(out, files)
+        _check_outputs_free(outputs, args.force)
         plan.append((path, folder, outputs))
+    for path, _, _ in plan:  # the headers first (quick), then every sample
+        audio.check_samples(path)
     return plan
 
 
@@ -130,28 +172,51 @@ def _notice(message):
     tqdm.write(message, file=sys.stderr)
 
 
+def _clip_warning(path, subtype):
+    """``on_clip`` of :func:`separate_file`: one line saying the stems were clipped, and how not."""
+    from . import audio
+    bits = audio.SUBTYPE_NAMES.get(subtype or audio.DEFAULT_SUBTYPE, subtype)
+
+    def warn(peak):
+        _notice(f"warning: the stems of {os.path.basename(path)} peak at {peak:.3g}, above full scale: "
+                f"clipped in the {bits} files, they no longer sum to the input (--float32 keeps them whole)")
+    return warn
+
+
+def _holding(stack, folder):
+    """Create ``folder`` (removed again if the command fails while it is empty) and hold its
+    lock in ``stack``: a second command writing into it at the same time is refused."""
+    stack.enter_context(new_folder(folder))
+    stack.enter_context(folder_lock(folder))
+
+
 def cmd_separate(args):
     from .separation import get_separator, separate_file
     if args.method in ("irm", "ibm"):
         raise ScratchnetError(f"method {args.method!r} needs the true sources: use it with evaluate")
-    plan = _separate_plan(args)  # every input readable, every output free, before any work
-    separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
-    told = []
+    with _standard_input(args.files) as files, contextlib.ExitStack() as held:
+        plan = _separate_plan(args, files)  # every input readable, every output free, before any work
+        for _, folder, outputs in plan:
+            _holding(held, folder)
+            _check_outputs_free(outputs, args.force)  # again, now that no one else writes there
+        separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
+        told = [] if not args.quiet else [True]
 
-    def on_downmix():
-        if not told:
-            _notice("multi-channel input is averaged to mono before separation" if args.mono else
-                    "multi-channel input: one mask from the channels averaged to mono is applied "
-                    "to each channel (--mono writes mono stems)")
-            told.append(True)
+        def on_downmix():
+            if not told:
+                _notice("multi-channel input is averaged to mono before separation" if args.mono else
+                        "multi-channel input: one mask from the channels averaged to mono is applied "
+                        "to each channel (--mono writes mono stems)")
+                told.append(True)
 
-    for path, folder, _ in plan:
-        with _bar(path, args.quiet) as bar:
-            outs = separate_file(path, args.outdir, separator, fmt=args.format, mono=args.mono,
-                                 bar=bar, on_downmix=on_downmix)
-        if args.report:
-            outs.append(_song_page(args, path, folder, outs, separator.name))
-        print("\n".join(outs))
+        for path, folder, _ in plan:
+            with _bar(path, args.quiet) as bar:
+                outs = separate_file(path, args.outdir, separator, fmt=args.format, subtype=args.subtype,
+                                     mono=args.mono, bar=bar, on_downmix=on_downmix,
+                                     on_clip=_clip_warning(path, args.subtype))
+            if args.report:
+                outs.append(_song_page(args, path, folder, outs, separator.name))
+            print("\n".join(outs))
     return 0
 
 
@@ -198,15 +263,31 @@ def _demo_outputs(args, path):
     """The demo's outputs, refused now if one exists (without --force) or is the input."""
     from . import audio
     from .separation import outputs_of
-    folder, stems = outputs_of(path, args.outdir)
+    folder, stems = outputs_of(path, args.outdir, None, args.subtype)
     outputs = ([] if args.file else [path]) + stems + [os.path.join(args.outdir, "demo.png")]
     outputs += [os.path.join(folder, "index.html")] if args.report else []
     for out in outputs:
         if args.file:
             audio.check_not_input(out, [args.file])
-        if os.path.lexists(out) and not args.force:
-            raise ScratchnetError(f"{out} already exists: use --force to replace it, or another -o")
+    _check_outputs_free(outputs, args.force)
     return folder
+
+
+#: The demo song's length in seconds: its voice needs one, and it is held and scored whole.
+DEMO_SECONDS = (1.0, 600.0)
+
+
+@contextlib.contextmanager
+def _removed_on_failure():
+    """A list for the ``with`` block to name the files it writes: removed if the block fails."""
+    written = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
 
 
 def _score_lines(scores):
@@ -218,49 +299,68 @@ def _score_lines(scores):
 
 def cmd_demo(args):
     """Separate a user's file, or a synthetic song made on the spot, with the shipped model;
-    score the stems when the true sources are known (the synthetic song)."""
+    score the stems when the true sources are known (the synthetic song).  A demo that
+    fails leaves nothing: what it wrote, and the folders it made, are removed."""
+    lo, hi = DEMO_SECONDS
+    if args.file is None and not lo <= args.seconds <= hi:  # NaN too
+        raise ScratchnetError(f"--seconds {args.seconds:g} must be between {lo:g} and {hi:g}")
+    if args.seed < 0:
+        raise ScratchnetError(f"--seed {args.seed} must not be negative")
+    with _standard_input([args.file] if args.file else []) as files:
+        args.file = files[0] if files else None
+        _demo(args)
+    return 0
+
+
+def _demo(args):
     import numpy as np
 
     from . import audio, metrics, report
     from .separation import DEFAULT_MODEL, get_separator, separate_file
     from .synthetic import synth_song
     if args.file:
-        audio.info(args.file)
-    make_folder(args.outdir, "output folder")
+        audio.check_samples(args.file)  # readable, and no NaN in it, before any work
     path = args.file or os.path.join(args.outdir, "demo_mixture.wav")
-    folder = _demo_outputs(args, path)
-    method = "drnn" if os.path.isfile(DEFAULT_MODEL) else "rpca"
-    if method != "drnn":
-        _notice("no shipped model found: using the rpca baseline")
-    separator = get_separator(method)
-    if not args.file:
-        mixture, vocals, accompaniment = synth_song(args.seconds, seed=args.seed)
-        gain = 0.5 / np.max(np.abs(mixture))  # the level the song is written at
-        vocals, accompaniment = vocals * gain, accompaniment * gain
-        audio.save(path, gain * mixture, 16000)
-        print(f"made a {args.seconds:g} s synthetic song: {path}")
-    with _bar(path, args.quiet) as bar:
-        outs = separate_file(path, args.outdir, separator, bar=bar,
-                             on_downmix=lambda: _notice("multi-channel input: one mask from the "
-                                                        "channels averaged to mono, applied to each"))
-    print("\n".join(outs))
-    mix, est_v, est_a = (audio.load(p)[0] for p in (path, *outs))
-    scores = references = None
-    if not args.file:  # the true sources are known: score the stems
-        result = metrics.bss_eval(vocals, accompaniment, est_v, est_a, mix)
-        scores = [[src, *(result[src][k] for k in ("NSDR", "SDR", "SIR", "SAR"))] for src in metrics.SOURCES]
-        print(_score_lines(scores))
-        references = [("vocals (true)", vocals, 16000), ("accompaniment (true)", accompaniment, 16000)]
-    else:  # a user's song has no references: three panels
-        vocals = accompaniment = None
-    fig_path = os.path.join(args.outdir, "demo.png")
-    fig = report.five_panel(mix, vocals, est_v, accompaniment, est_a, path=fig_path,
-                            title=f"{os.path.basename(path)}: {separator.name}")
-    print(fig_path)
-    if args.report:
-        print(_song_page(args, path, folder, outs, separator.name, references=references,
-                         scores=scores, figure=fig))
-    return 0
+    with contextlib.ExitStack() as held:
+        _holding(held, args.outdir)
+        folder = _demo_outputs(args, path)  # checked once no one else writes there
+        held.enter_context(new_folder(folder))
+        written = held.enter_context(_removed_on_failure())
+        method = "drnn" if os.path.isfile(DEFAULT_MODEL) else "rpca"
+        if method != "drnn":
+            _notice("no shipped model found: using the rpca baseline")
+        separator = get_separator(method)
+        if not args.file:
+            mixture, vocals, accompaniment = synth_song(args.seconds, seed=args.seed)
+            gain = 0.5 / np.max(np.abs(mixture))  # the level the song is written at
+            vocals, accompaniment = vocals * gain, accompaniment * gain
+            written.append(audio.save(path, gain * mixture, 16000))
+            print(f"made a {args.seconds:g} s synthetic song: {path}")
+        on_downmix = None if args.quiet else (lambda: _notice(
+            "multi-channel input: one mask from the channels averaged to mono, applied to each"))
+        with _bar(path, args.quiet) as bar:
+            outs = separate_file(path, args.outdir, separator, subtype=args.subtype, bar=bar,
+                                 on_downmix=on_downmix, on_clip=_clip_warning(path, args.subtype))
+        written += outs
+        print("\n".join(outs))
+        mix, est_v, est_a = (audio.load(p)[0] for p in (path, *outs))
+        scores = references = None
+        if not args.file:  # the true sources are known: score the stems
+            result = metrics.bss_eval(vocals, accompaniment, est_v, est_a, mix)
+            scores = [[src, *(result[src][k] for k in ("NSDR", "SDR", "SIR", "SAR"))] for src in metrics.SOURCES]
+            print(_score_lines(scores))
+            references = [("vocals (true)", vocals, 16000), ("accompaniment (true)", accompaniment, 16000)]
+        else:  # a user's song has no references: three panels
+            vocals = accompaniment = None
+        fig_path = os.path.join(args.outdir, "demo.png")
+        fig = report.five_panel(mix, vocals, est_v, accompaniment, est_a, path=fig_path,
+                                title=f"{os.path.basename(path)}: {separator.name}")
+        written.append(fig_path)
+        print(fig_path)
+        if args.report:
+            written.append(_song_page(args, path, folder, outs, separator.name,
+                                      references=references, scores=scores, figure=fig))
+            print(written[-1])
 
 
 def _read_logs(runs, compare):

@@ -339,37 +339,44 @@ def stream_separate(path, separator, *, mono=False, chunk_seconds=32, overlap_se
 STEMS = ("vocals", "accompaniment")
 
 
-def outputs_of(path, outdir, fmt=None):
+def outputs_of(path, outdir, fmt=None, subtype=None):
     """Where :func:`separate_file` writes the stems of ``path``: ``(folder, [vocals, accompaniment])``.
 
     The folder is ``outdir/<file name without extension>``; ``fmt`` is "wav" or "flac"
-    (default: "flac" for a FLAC input, else "wav").
+    (default: "flac" for a FLAC input, else "wav"; "wav" for float samples, ``subtype``
+    "FLOAT", which FLAC cannot hold).
     """
     stem, ext = os.path.splitext(os.path.basename(os.fspath(path)))
-    fmt = fmt or ("flac" if ext.lower() == ".flac" else "wav")
+    floats = subtype in ("FLOAT", "DOUBLE")
+    if fmt == "flac" and floats:
+        raise ScratchnetError("FLAC cannot hold float samples: --float32 writes WAV (drop --format flac)")
+    fmt = fmt or ("flac" if ext.lower() == ".flac" and not floats else "wav")
     if fmt not in ("wav", "flac"):
         raise ScratchnetError(f"output format {fmt!r} is not supported: use wav or flac")
     target = os.path.join(outdir, stem)
     return target, [os.path.join(target, f"{name}.{fmt}") for name in STEMS]
 
 
-def separate_file(path, outdir, separator=None, *, fmt=None, mono=False, bar=None,
-                  on_downmix=None, chunk_seconds=32, overlap_seconds=4):
+def separate_file(path, outdir, separator=None, *, fmt=None, subtype=None, mono=False, bar=None,
+                  on_downmix=None, on_clip=None, chunk_seconds=32, overlap_seconds=4):
     """Separate one audio file into ``outdir/<stem>/vocals.<fmt>`` and ``accompaniment.<fmt>``.
 
     Outputs are written at the input's sample rate, length and number of channels (one
     with ``mono``), block by block (memory holds one chunk, whatever the length of the
     song; see :func:`stream_separate`), each to a temporary name that is renamed only when
     complete; existing files of those names are replaced.  ``fmt`` is "wav" or "flac"
-    (default: "flac" for a FLAC input, else "wav").  ``bar`` is an optional tqdm bar (its
-    total is set here, in seconds of the input's audio); ``on_downmix()`` is called when the
-    input has several channels (averaged to mono for the mask, or whole with ``mono``).
+    (default: "flac" for a FLAC input, else "wav"); ``subtype`` the sample format (16-bit
+    by default, "PCM_24", "FLOAT": see :class:`scratchnet.audio.AtomicWriter`).  ``bar`` is
+    an optional tqdm bar (its total is set here, in seconds of the input's audio);
+    ``on_downmix()`` is called when the input has several channels (averaged to mono for the
+    mask, or whole with ``mono``), ``on_clip(peak)`` when integer samples clipped the stems
+    (their peak was above full scale: they no longer sum to the input).
     Returns the two output paths.
     """
     n, sr, channels = audio.info(path)
     if channels > 1 and on_downmix:
         on_downmix()
-    target, outputs = outputs_of(path, outdir, fmt)
+    target, outputs = outputs_of(path, outdir, fmt, subtype)
     for out in outputs:
         audio.check_not_input(out, [path])
     separator = separator or load_model_separator()
@@ -377,11 +384,14 @@ def separate_file(path, outdir, separator=None, *, fmt=None, mono=False, bar=Non
         bar.total = n / sr
         bar.refresh()
     out_channels = 1 if mono else channels
-    with new_folder(target), audio.AtomicWriter(outputs[0], sr, channels=out_channels) as wv, \
-            audio.AtomicWriter(outputs[1], sr, channels=out_channels) as wa:
+    kw = dict(channels=out_channels, subtype=subtype)
+    with new_folder(target), audio.AtomicWriter(outputs[0], sr, **kw) as wv, \
+            audio.AtomicWriter(outputs[1], sr, **kw) as wa:
         for v, a in stream_separate(path, separator, mono=mono, chunk_seconds=chunk_seconds,
                                     overlap_seconds=overlap_seconds,
                                     progress=bar.update if bar is not None else None):
             wv.write(v)
             wa.write(a)
+    if on_clip and (wv.clipped or wa.clipped):
+        on_clip(max(wv.peak, wa.peak))
     return outputs
