@@ -419,11 +419,12 @@ _TRAIN_FLAGS = {"data": "data", "layout": "layout", "split": "split", "objective
                 "backend": "backend", "target": "target"}
 
 
-def train_config(args):
-    """A :class:`~scratchnet.training.TrainConfig` from an optional ``--config`` file
-    overridden by flags, checked."""
-    from .models import make_config
-    from .training import TrainConfig, parse_augment, parse_stages
+def given_options(args, stages=None):
+    """The training options the command line gives, a ``--config`` file's then the flags': a
+    dict of :class:`~scratchnet.training.TrainConfig` fields, ``model`` holding the model
+    options given.  ``--seq-len`` and ``--epochs`` make the first of the stages (the config
+    file's, else ``stages``, else ``[[100, 10]]``) the one stage, its cap on batches kept."""
+    from .training import parse_augment, parse_stages
     d = read_json(args.config, "training config") if args.config else {}
     if not isinstance(d, dict):
         raise ScratchnetError(f"training config {args.config!r} must be a JSON object")
@@ -444,19 +445,32 @@ def train_config(args):
     if args.curriculum:
         d["stages"] = parse_stages(args.curriculum)
     elif args.seq_len is not None or args.epochs is not None:
-        old = d.get("stages", [[100, 10]])[0]
+        old = d.get("stages", stages or [[100, 10]])[0]
         d["stages"] = [[old[0] if args.seq_len is None else args.seq_len,
-                        old[1] if args.epochs is None else args.epochs]]
-    cfg = TrainConfig.from_dict(dict(d, model=make_config(**model))).check()
+                        old[1] if args.epochs is None else args.epochs, *old[2:]]]
+    return dict(d, model=model) if model else d
+
+
+def train_config(args):
+    """A :class:`~scratchnet.training.TrainConfig` from an optional ``--config`` file
+    overridden by flags, checked."""
+    from .models import make_config
+    from .training import TrainConfig
+    d = given_options(args)
+    cfg = TrainConfig.from_dict(dict(d, model=make_config(**d.get("model", {})))).check()
     if not cfg.data:
         raise ScratchnetError("--data is required (the folder of MIR-1K clips or of tracks of stems)")
     return cfg
 
 
 def cmd_train(args):
-    from .training import train
-    cfg = None if args.resume else train_config(args)
-    print(train(cfg, args.out, resume=args.resume, progress=not args.quiet))
+    """Train a new run, or resume one with the options given again (checked against its own)."""
+    from .training import RunFolder, train
+    if args.resume:
+        given = given_options(args, RunFolder(args.out).load_config().stages)
+    else:
+        given = train_config(args)
+    print(train(given, args.out, resume=args.resume, progress=not args.quiet))
     return 0
 
 

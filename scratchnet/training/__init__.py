@@ -27,11 +27,13 @@ loop       run -> stage -> epoch -> step
 sweep      grids of runs, each a ``scratchnet train`` + ``scratchnet evaluate`` process
 ========== =================================================================================
 """
+from .checkpoint import RunFolder
 from .config import (BACKENDS, BatchLBFGS, TrainConfig, TrainingDiverged, load_config,
-                     make_augment, make_loss, make_optimizer, parse_augment, parse_stages, save_config)
+                     make_augment, make_loss, make_optimizer, parse_augment, parse_stages,
+                     resumed_config, save_config)
 from .loop import train
 from .prepare import feature_stats, prepare, split_clips, validate
 
-__all__ = ["BACKENDS", "BatchLBFGS", "TrainConfig", "TrainingDiverged", "feature_stats",
+__all__ = ["BACKENDS", "BatchLBFGS", "RunFolder", "TrainConfig", "TrainingDiverged", "feature_stats",
            "load_config", "make_augment", "make_loss", "make_optimizer", "parse_augment", "parse_stages", "prepare",
-           "save_config", "split_clips", "train", "validate"]
+           "resumed_config", "save_config", "split_clips", "train", "validate"]

@@ -3,7 +3,9 @@ the optimizer.
 
 Everything a run needs to be repeated is one :class:`TrainConfig`, saved as the run folder's
 ``config.json``; ``--resume`` reads it back, so a resumed run trains with the same options
-(objective, optimizer, STFT, backend) whatever flags the second command line carries.
+(objective, optimizer, STFT, backend): a flag that contradicts them is refused
+(:func:`resumed_config`), but for the data folder and the workers, which win, and the epochs,
+which may grow.
 """
 import dataclasses
 import functools
@@ -83,14 +85,70 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ScratchnetError(f"{name}={getattr(self, name)} must be at least 1")
         for name in ("train_clips", "valid_clips", "checkpoint_every", "max_batches_per_epoch",
-                     "shift_step"):
+                     "shift_step", "seed", "split_seed"):
             if getattr(self, name) < 0:
                 raise ScratchnetError(f"{name}={getattr(self, name)} must not be negative")
+        for name, least in (("hidden", 1), ("layers", 1), ("context", 0)):  # the network's init
+            value = self.model.get(name)                                    # would fail on them
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ScratchnetError(f"{name}={value!r} must be a whole number of at least {least}")
+        if not (np.isfinite(self.lr_decay) and self.lr_decay > 0):
+            raise ScratchnetError(f"lr_decay={self.lr_decay} must be a positive number (the lr's factor per epoch)")
         data.check_target(self.target)
         make_loss(self)
         make_optimizer(self)  # a bad learning rate or optimizer option
         make_augment(self)
         return self
+
+
+#: Options a resumed run takes from the command line even where they differ from its own:
+#: where its clips are now and how many processes validate; neither changes what it learns.
+RESUME_WINS = ("data", "workers")
+
+
+def resumed_config(saved, given, state):
+    """The config a resumed run goes on with: ``saved`` (its ``config.json``) and the options
+    ``given`` again (a dict of :class:`TrainConfig` fields, ``model`` holding only the model
+    options given).
+
+    An option that contradicts the saved one is refused in one line, but for
+    :data:`RESUME_WINS`, which win, and ``stages``, which may grow: the last stage's epochs
+    raised, stages added after it.  ``state`` (the checkpoint's position) is moved back into
+    the last stage when a finished run's last stage grew, so ``--epochs 3`` trains a finished
+    2-epoch run on to epoch 3, as a 3-epoch run would have.
+    """
+    given = dict(given)
+    for key, value in given.pop("model", {}).items():
+        if saved.model.get(key) != value:
+            raise _contradiction(key, value, saved.model.get(key))
+    stages = given.pop("stages", None)
+    cfg = dataclasses.replace(saved, **{k: v for k, v in given.items() if k in RESUME_WINS})
+    for key, value in given.items():
+        if key not in RESUME_WINS and getattr(saved, key, None) != value:
+            raise _contradiction(key, value, getattr(saved, key, None))
+    if stages is not None and [list(s) for s in stages] != [list(s) for s in saved.stages]:
+        cfg.stages = _grown_stages(saved.stages, stages, state)
+    return cfg
+
+
+def _contradiction(key, value, saved):
+    return ScratchnetError(f"{key}={value!r} contradicts the run's {key}={saved!r}: --resume goes on "
+                           "with the run's own options (leave it out, or start a new run in another --out)")
+
+
+def _grown_stages(old, new, state):
+    """``new`` stages if they continue ``old`` (see :func:`resumed_config`), ``state`` moved."""
+    old, new = [list(s) for s in old], [list(s) for s in new]
+    last = len(old) - 1
+    kept = len(new) >= len(old) and new[:last] == old[:last] and len(new[last]) == len(old[last])
+    kept = kept and new[last][0] == old[last][0] and new[last][2:] == old[last][2:]  # seq_len, cap
+    if not (kept and new[last][1] >= old[last][1]):
+        raise ScratchnetError(
+            f"stages {new} do not continue the run's stages {old}: with --resume, --epochs and "
+            "--curriculum can raise the epochs of its last stage or add stages after it, no more")
+    if state["stage"] > last and new[last][1] > old[last][1]:  # a finished run: back into its last stage
+        state.update(stage=last, epoch=old[last][1])
+    return new
 
 
 class TrainingDiverged(ScratchnetError):
@@ -128,6 +186,8 @@ def parse_stages(text):
 def make_loss(cfg):
     """The objective a config names, its options bound: ``loss_fn(y1, y2, t1, t2)``."""
     kwargs = {"gamma": cfg.gamma}
+    if not (np.isfinite(cfg.gamma) and 0 <= cfg.gamma < 1):  # the losses' own rule, told before any work
+        raise ScratchnetError(f"gamma={cfg.gamma} must lie in [0, 1)")
     if not (np.isfinite(cfg.floor) and cfg.floor >= 0):
         raise ScratchnetError(f"floor={cfg.floor} must be positive (or 0 for the loss's default)")
     if cfg.floor:

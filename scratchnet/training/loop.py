@@ -24,7 +24,8 @@ from ..files import new_folder
 from ..models.config import stft_options
 from ..nn import use_backend
 from .checkpoint import RunFolder, restore
-from .config import BatchLBFGS, TrainingDiverged, make_augment, make_loss, make_optimizer
+from .config import (BatchLBFGS, TrainingDiverged, make_augment, make_loss, make_optimizer,
+                     resumed_config, save_config)
 from .prepare import check_stages, load_training_data, split_clips, validate
 
 
@@ -51,16 +52,20 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
 
     Parameters
     ----------
-    cfg : TrainConfig or None
-        The run's options; ignored (read from ``out/config.json``) when ``resume``.
+    cfg : TrainConfig, or with ``resume`` None or a dict
+        The run's options.  With ``resume`` they are read from ``out/config.json``, and
+        ``cfg`` may hold the options given again (checked by :func:`resumed_config`: a
+        contradiction is refused, more epochs train on).
     out : str
         The run folder: created if needed; it must not hold a run unless ``resume``.
     progress : bool
-        Show a progress bar per epoch (on standard error).
+        Show a progress bar per epoch (on standard error, when it is a terminal).
     log : callable(str)
         Where the one-line messages go (a line per epoch).
     """
     run = start(cfg, out, resume=resume, progress=progress, log=log)
+    if run is None:  # a finished run, resumed with no more epochs
+        return RunFolder(out).best
     with use_backend(run.cfg.backend):
         while run.state["stage"] < len(run.cfg.stages):
             run_stage(run)
@@ -70,14 +75,24 @@ def train(cfg, out, *, resume=False, progress=True, log=print):
 
 
 def start(cfg, out, *, resume, progress, log):
-    """Check everything that can be checked cheaply, then load the data and build the model."""
+    """Check everything that can be checked cheaply, then load the data and build the model.
+
+    Returns None, having said so, for a finished run resumed with nothing more to train."""
     folder = RunFolder(out)
     state = {"stage": 0, "epoch": 0, "batch": 0, "global_epoch": 0, "best": -np.inf,
              "seconds": 0.0, "loss_sum": 0.0}
     if resume:
-        cfg = folder.load_config().check()
-        arrays, saved = folder.read_checkpoint()
-        state.update(saved)
+        saved = folder.load_config().check()
+        arrays, position = folder.read_checkpoint()
+        state.update(position)
+        cfg = resumed_config(saved, cfg or {}, state).check()
+        if state["stage"] >= len(cfg.stages):
+            epochs = sum(s[1] for s in cfg.stages)
+            log(f"{out}: the run has finished its {epochs} epoch{'s' * (epochs != 1)}, nothing to "
+                f"train (--resume --epochs {epochs + 1} trains on)" if len(cfg.stages) == 1 else
+                f"{out}: the run has finished its {len(cfg.stages)} stages, nothing to train "
+                "(--resume --curriculum with more epochs or stages trains on)")
+            return None
     else:
         cfg.check()
         folder.check_new()
@@ -87,6 +102,8 @@ def start(cfg, out, *, resume, progress, log):
         check_stages(cfg, sources, model)
         if not resume:
             folder.start(cfg)
+        elif cfg.stages != saved.stages:  # trains on: the run's record says so
+            save_config(dataclasses.replace(saved, stages=cfg.stages), folder.config)
     opt = make_optimizer(cfg)
     if resume:
         restore(arrays, model, opt)
@@ -121,7 +138,8 @@ def run_epoch(run, stream, seq_len, n_batches):
         run.opt.lr = cfg.lr * cfg.lr_decay ** ep  # a function of the epoch: resumes exactly
     frames = cfg.batch_size * seq_len
     t0, start_batch = time.time(), state["batch"]
-    bar = tqdm(total=n_batches, initial=state["batch"], disable=not run.progress, leave=False,
+    bar = tqdm(total=n_batches, initial=state["batch"], leave=False,
+               disable=None if run.progress else True,  # None: on a terminal only (a log keeps each redraw)
                desc=f"epoch {ep + 1} (T={seq_len})", unit="batch", file=sys.stderr)
     for b, (X, V, A) in enumerate(stream.epoch(ep)):
         if b >= n_batches:
@@ -164,7 +182,8 @@ def end_epoch(run, seq_len):
     ep = state["global_epoch"]
     train_loss = state["loss_sum"] / max(state["batch"], 1)
     scores = {"GNSDR": np.nan, "GSIR": np.nan, "GSAR": np.nan}
-    if run.valid_clips and (ep + 1) % cfg.valid_every == 0:
+    validated = run.valid_clips and (ep + 1) % cfg.valid_every == 0
+    if validated:
         scores = validate(model, run.valid_clips, cfg.workers)["vocals"]
         if scores["GNSDR"] > state["best"]:
             state["best"] = scores["GNSDR"]
@@ -176,7 +195,13 @@ def end_epoch(run, seq_len):
                        state["batch"] * cfg.batch_size * seq_len, f"{train_loss:.6g}",
                        f"{scores['GNSDR']:.4f}", f"{scores['GSIR']:.4f}", f"{scores['GSAR']:.4f}",
                        f"{state['seconds']:.1f}"])
-    run.log(f"epoch {ep + 1}: loss {train_loss:.4g}, valid GNSDR {scores['GNSDR']:.2f} dB "
-            f"(GSIR {scores['GSIR']:.2f}, GSAR {scores['GSAR']:.2f}), {state['seconds']:.0f} s")
+    if validated:
+        scored = (f"valid GNSDR {scores['GNSDR']:.2f} dB (GSIR {scores['GSIR']:.2f}, "
+                  f"GSAR {scores['GSAR']:.2f})")
+    elif run.valid_clips:
+        scored = f"not validated this epoch (every {cfg.valid_every})"
+    else:  # the log's NaN columns mean no score, not a failed one
+        scored = "no validation clips (best.npz is the latest model)"
+    run.log(f"epoch {ep + 1}: loss {train_loss:.4g}, {scored}, {state['seconds']:.0f} s")
     state.update(epoch=state["epoch"] + 1, global_epoch=ep + 1, batch=0, loss_sum=0.0)
     run.save_checkpoint()
