@@ -41,11 +41,11 @@ def separate(mixture, sr, *, model=None, method="drnn", mono=False):
     >>> vocals.shape == song.shape                               # doctest: +SKIP
     True
     """
-    import numpy as np
-
+    from .audio import as_signal
     from .errors import ScratchnetError
     from .separation import get_separator, separate_array
-    shape = np.shape(mixture)
+    mixture = as_signal(mixture, "mixture")  # numbers, 1 or 2 dimensions, not empty, finite
+    shape = mixture.shape
     if len(shape) == 2 and shape[1] > shape[0]:
         raise ScratchnetError(
             f"mixture of shape {shape} reads as {shape[1]} channels of {shape[0]} samples: "

@@ -282,12 +282,9 @@ def separate_array(mixture, sr, separator=None, *, mono=False, chunk_seconds=30.
     >>> vocals.shape                                        # doctest: +SKIP
     (110250, 2)
     """
-    x = np.asarray(mixture, dtype=np.float64)
-    if x.ndim not in (1, 2):
-        raise ScratchnetError(f"mixture must have shape (n,) or (n, channels), got shape {x.shape}")
+    x = audio.as_signal(mixture, "mixture")  # float64, (n,) or (n, C), finite, or one line
     if mono and x.ndim == 2:
         x = x.mean(axis=1)
-    audio.check_signal(x, "mixture")
     separator = separator or load_model_separator()
     x16 = audio.resample(x, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else x
     # chunk_seconds=inf: one piece (stream_separate has already cut the file into chunks)

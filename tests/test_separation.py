@@ -225,8 +225,15 @@ def test_the_package_keeps_the_shape_and_refuses_channels_first(tmp_path):
         assert v.shape == a.shape == x.shape
     v, a = scratchnet.separate(np.stack([song, song], 1), 22050, model=path, mono=True)
     assert v.shape == (song.size,)
-    with pytest.raises(ScratchnetError, match=r"shape \(2, 22050\) reads as 22050 channels of 2 samples.*mixture\.T"):
+    with pytest.raises(ScratchnetError, match=r"shape \(2, 22050\) looks like channels first.*transpose"):
         scratchnet.separate(np.stack([song, song]), 22050, model=path)
+    with pytest.raises(ScratchnetError, match=r"shape \(100, 200\) reads as 200 channels of 100 samples"):
+        scratchnet.separate(np.zeros((100, 200)), 22050, model=path)
+    # the API's own mistakes, each in the project's one-line error
+    with pytest.raises(ScratchnetError, match=r"signal is empty \(shape \(0, 2\)\)"):
+        scratchnet.separate(np.zeros((0, 2)), 22050, model=path)
+    with pytest.raises(ScratchnetError, match="expected an array of real numbers"):
+        scratchnet.separate(np.array(["a", "b"], dtype=object), 22050, model=path)
 
 
 def test_the_package_separates_a_single_sample():
