@@ -190,15 +190,16 @@ def _finish(proc, err, cwd):
 
 
 def _wait_for_temporaries(folder, timeout=60):
+    """Until both stems are open, being written."""
     t0 = time.time()
-    while not glob.glob(os.path.join(folder, ".*.tmp*")):
+    while len(glob.glob(os.path.join(folder, ".*.tmp*"))) < 2:
         assert time.time() - t0 < timeout, f"no temporary file in {folder}"
         time.sleep(0.01)
 
 
 def test_sighup_during_separate_is_sigterm_with_129(inputs, tmp_path):
     proc, err = _start(["separate", str(inputs / "long.wav"), "-o", "out", "-q"], str(tmp_path))
-    _wait_for_temporaries(tmp_path / "out" / "long")  # both stems open, being written
+    _wait_for_temporaries(tmp_path / "out" / "long")
     proc.send_signal(signal.SIGHUP)
     assert_one_line(_finish(proc, err, str(tmp_path)), 129, "scratchnet separate: hung up")
     assert left(tmp_path) == []
