@@ -418,6 +418,20 @@ def info(path):
     return int(i.frames), int(i.samplerate), int(i.channels)
 
 
+def loudest_span(path, seconds, *, block_seconds=1.0):
+    """``(start, stop)`` in samples of the ``seconds`` of ``path`` with the most energy, read one
+    block at a time (memory does not grow with the file); the whole file if it is shorter."""
+    n, sr, _ = info(path)
+    span, step = int(round(seconds * sr)), max(1, int(round(block_seconds * sr)))
+    if n <= span:
+        return 0, n
+    energy = [float(np.sum(np.square(b))) for b in sf.blocks(os.fspath(path), blocksize=step, dtype="float64")]
+    k = max(1, span // step)  # whole blocks in a span
+    sums = np.convolve(energy, np.ones(k), mode="valid")  # energy of each run of k blocks
+    start = int(np.argmax(sums)) * step
+    return start, min(start + span, n)
+
+
 def read_block(path, start, stop):
     """Samples ``start:stop`` of every channel, float64 of shape (n, C); checked for NaN."""
     try:

@@ -220,24 +220,41 @@ def cmd_separate(args):
     return 0
 
 
-def _mono16(path):
-    from . import audio
-    return audio.load(path)[0]
+#: The page's figure shows at most this many seconds of a song: those with the loudest vocals
+FIGURE_SECONDS = 30.0
+
+
+def _song_figure(path, stems, method):
+    """The five-panel figure of a song and its stems, as the network heard them (16 kHz mono),
+    over the :data:`FIGURE_SECONDS` of loudest vocals: memory and time stay bounded."""
+    from . import audio, report
+    from .signal import SAMPLE_RATE
+    n, sr, _ = audio.info(path)
+    start, stop = audio.loudest_span(stems[0], FIGURE_SECONDS)
+
+    def heard(p):
+        return audio.resample(audio.read_block(p, start, stop).mean(axis=1), sr, SAMPLE_RATE)
+
+    def clock(k):
+        return f"{k // sr // 60}:{k // sr % 60:02d}"
+
+    span = "" if stop - start == n else f", {clock(start)}-{clock(stop)}"
+    return report.five_panel(heard(path), None, heard(stems[0]), None, heard(stems[1]),
+                             title=f"{os.path.basename(path)}: {method}{span}")
 
 
 def _song_page(args, path, folder, stems, method, *, references=None, scores=None, figure=None):
     """The listening page beside the stems of one song; returns its path."""
-    from . import audio, report, webpage
+    from . import audio, webpage
     n, sr, channels = audio.info(path)
-    if figure is None:  # the mixture and the two stems, as the network heard them (16 kHz mono)
-        figure = report.five_panel(_mono16(path), None, _mono16(stems[0]), None, _mono16(stems[1]),
-                                   title=f"{os.path.basename(path)}: {method}")
+    figure = _song_figure(path, stems, method) if figure is None else figure
     shape = {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
     return webpage.song_page(
         folder, path, stems, title=f"{os.path.basename(path)}: vocals and accompaniment",
         subtitle=f"{n / sr:.1f} s at {sr} Hz, {shape}; separated by {method}",
         figure_uri=webpage.png_uri(figure), command_line=_command_line(args),
-        references=references, scores=scores)
+        references=references, scores=scores,
+        mixture_kept=path in getattr(args, "files", [path]))  # a copy of standard input is not
 
 
 def _command_line(args):

@@ -92,6 +92,14 @@ def audio_file_uri(path, block_seconds=30):
     return "data:audio/mpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
+def _relative(path, folder):
+    """``path`` relative to ``folder`` where it can be (another drive: the absolute path)."""
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:
+        return os.path.abspath(path)
+
+
 def png_uri(fig, dpi=100):
     """A ``data:image/png`` URI of a matplotlib figure; the figure is closed."""
     import matplotlib.pyplot as plt
@@ -167,9 +175,20 @@ def paragraph(text):
 
 
 # --------------------------------------------------------------------------- the pages
+#: Songs up to this long get their sound inside the page (MP3); longer ones are played from
+#: the files beside it: encoding a 3-minute stereo song three times took 30 s, three times
+#: the separation, and a 21-minute one made a page of 51 MB.
+EMBED_SECONDS = 60.0
+
+
 def song_page(folder, mixture_path, stem_paths, *, title, subtitle, figure_uri, command_line,
-              references=None, scores=None):
+              references=None, scores=None, mixture_kept=True):
     """``folder/index.html``: players for the mixture and each stem, the figure, the command.
+
+    A song of up to :data:`EMBED_SECONDS` is embedded: the page can be moved or mailed alone.
+    A longer one is played from the files: the stems beside the page, the mixture by its
+    path relative to the page (none with ``mixture_kept=False``: standard input, not kept),
+    so the page stays small and is written in a moment whatever the length of the song.
 
     Parameters
     ----------
@@ -181,10 +200,19 @@ def song_page(folder, mixture_path, stem_paths, *, title, subtitle, figure_uri, 
         The true sources, when known (the demo's synthetic song): a player each.
     scores : list of rows (source, NSDR, SDR, SIR, SAR), optional
     """
-    items = [("mixture", audio_file_uri(mixture_path))]
+    info = sf.info(os.fspath(mixture_path))
+    embed = info.frames <= EMBED_SECONDS * info.samplerate
+
+    def player(label, path, download):
+        rel = _relative(path, folder)
+        if embed:
+            return (label, audio_file_uri(path), rel if download else None)
+        return (label, href(rel), rel)  # the file itself, played where it lies
+
+    items = [player("mixture", mixture_path, False)] if embed or mixture_kept else []
     for stem in stem_paths:
         name = os.path.splitext(os.path.basename(stem))[0]
-        items.append((f"{name} (separated)", audio_file_uri(stem), os.path.relpath(stem, folder)))
+        items.append(player(f"{name} (separated)", stem, True))
     for label, y, sr in references or []:
         items.append((label, audio_uri(y, sr)))
     blocks = [heading("Listen"), players(items)]

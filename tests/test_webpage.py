@@ -62,6 +62,29 @@ def test_the_separation_page_holds_players_figure_and_command(separated):
         assert (separated / h).is_file()
 
 
+def test_a_long_songs_page_plays_the_files_and_stays_small(tiny_model, tmp_path, monkeypatch):
+    """Past webpage.EMBED_SECONDS the players play the stems beside the page and the input
+    where it lies (nothing encoded: the page holds only its figure), and the figure shows the
+    FIGURE_SECONDS of loudest vocals, so time and size do not grow with the song."""
+    from scratchnet import commands
+    monkeypatch.setattr(webpage, "EMBED_SECONDS", 2.0)
+    monkeypatch.setattr(commands, "FIGURE_SECONDS", 2.0)
+    song = tmp_path / "in" / "long song.wav"
+    song.parent.mkdir()
+    x, _, _ = synth_song(6.0, sr=22050, seed=3)
+    sf.write(song, 0.4 * x / np.abs(x).max(), 22050)
+    assert main(["separate", str(song), "-o", str(tmp_path / "out"), "--model", tiny_model, "--report", "-q"]) == 0
+    folder = tmp_path / "out" / "long song"
+    page = htmlpage.parse(folder / "index.html")
+    srcs = [attrs["src"] for attrs in page.audio]
+    assert srcs == ["../../in/long%20song.wav", "vocals.wav", "accompaniment.wav"]
+    for src in srcs:
+        assert (folder / src.replace("%20", " ")).is_file()
+    text = (folder / "index.html").read_text()
+    assert "data:audio" not in text and len(text) < 400_000  # the figure alone
+    htmlpage.check_images(page)
+
+
 def test_the_demo_page_scores_and_plays_the_true_sources(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "scratchnet", "demo", "-o", str(tmp_path / "d"),
                            "--seconds", "3", "--report", "-q"], capture_output=True, text=True, timeout=300)
