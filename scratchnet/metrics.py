@@ -194,6 +194,8 @@ def _worker_signals():
     ends the worker at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):  # a hang-up ends the parent (cli.py) and its workers with it
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler=None,
@@ -245,7 +247,8 @@ def evaluate(separator, clips, *, workers=2, progress=True, load=None, scheduler
         load = data.load_clip
     clips = list(clips)
     results = [None] * len(clips)
-    bar = tqdm(total=len(clips), desc="bss_eval", unit="clip", disable=not progress)
+    bar = tqdm(total=len(clips), desc="bss_eval", unit="clip",
+               disable=None if progress else True)  # None: on a terminal only (a log keeps every redraw)
     try:
         if scheduler is not None:
             _evaluate_on_cluster(separator, clips, load, scheduler, results, bar, metric)
