@@ -1,13 +1,18 @@
-"""The listening page: one self-contained ``index.html`` to hear and see a separation.
+"""The listening page: an ``index.html`` to hear and see a separation.
 
 ``scratchnet separate --report`` and ``scratchnet demo --report`` write one beside the stems,
-``scratchnet evaluate --report DIR`` one for a whole scored run.  A page holds everything it
-shows, so it can be moved, mailed or put on a course site as one file:
+``scratchnet evaluate --report DIR`` one for a whole scored run.  A page of clips and songs up
+to a minute (:data:`EMBED_SECONDS`: the demo, MIR-1K's clips) holds everything it shows, so
+it can be moved, mailed or put on a course site as one file:
 
 - each audio player's sound as a ``data:`` URI of MP3 (libsndfile's encoder, about
   120 kbit/s in stereo; every browser plays it), encoded block by block from the file;
 - the spectrogram figure as a PNG ``data:`` URI;
 - the command that made the page, to run it again.
+
+A longer song's players play the files themselves (the stems beside the page, the input
+where it lies): encoding took three times as long as the separation, and the page grew
+with the song.  Move its folder whole.
 
 The page is plain HTML5 with a little CSS and no script.  Every text that comes from outside
 (file names, clip names, the command) is escaped; every path a link points at is
