@@ -178,24 +178,23 @@ def compare_curves(logs, labels, *, title=None, path=None, relative_loss=False):
     return fig
 
 
-def museval_table(summary):
-    """The table of ``scratchnet evaluate --metric museval``: SiSEC's medians, as text."""
-    lines = [f"{'source':<15}{'SDR':>8}{'ISR':>8}{'SIR':>8}{'SAR':>8}   "
-             "(dB, BSS-EVAL v4: median over 1 s windows, then over tracks)"]
+def _score_table(summary, columns, note, counted):
+    """Rows of ``summary[source][column]`` for vocals and accompaniment, then the count line."""
+    lines = [f"{'source':<15}" + "".join(f"{c:>8}" for c in columns) + f"   ({note})"]
     for src in ("vocals", "accompaniment"):
-        s = summary[src]
-        lines.append(f"{src:<15}{s['SDR']:>8.2f}{s['ISR']:>8.2f}{s['SIR']:>8.2f}{s['SAR']:>8.2f}")
-    lines.append(f"clips scored: {summary['clips']} of {summary['tracks']} track(s)" +
+        lines.append(f"{src:<15}" + "".join(f"{summary[src][c]:>8.2f}" for c in columns))
+    lines.append(f"clips scored: {counted}" +
                  (f", failed: {summary['failed']}" if summary.get("failed") else ""))
     return "\n".join(lines)
+
+
+def museval_table(summary):
+    """The table of ``scratchnet evaluate --metric museval``: SiSEC's medians, as text."""
+    return _score_table(summary, ("SDR", "ISR", "SIR", "SAR"),
+                        "dB, BSS-EVAL v4: median over 1 s windows, then over tracks",
+                        f"{summary['clips']} of {summary['tracks']} track(s)")
 
 
 def summary_table(summary):
     """The evaluation table printed by ``scratchnet evaluate``, as text."""
-    lines = [f"{'source':<15}{'GNSDR':>8}{'GSIR':>8}{'GSAR':>8}   (dB, length-weighted)"]
-    for src in ("vocals", "accompaniment"):
-        s = summary[src]
-        lines.append(f"{src:<15}{s['GNSDR']:>8.2f}{s['GSIR']:>8.2f}{s['GSAR']:>8.2f}")
-    lines.append(f"clips scored: {summary['clips']}" +
-                 (f", failed: {summary['failed']}" if summary.get("failed") else ""))
-    return "\n".join(lines)
+    return _score_table(summary, ("GNSDR", "GSIR", "GSAR"), "dB, length-weighted", summary["clips"])
