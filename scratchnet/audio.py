@@ -442,15 +442,25 @@ def read_block(path, start, stop):
     return y
 
 
+def _plain_integers(path):
+    """True for integer PCM in an uncompressed container (WAV, AIFF, ...): every sample is
+    finite and the header's length is the data's, so reading it through finds nothing."""
+    i = sf.info(os.fspath(path))
+    return i.format in ("WAV", "WAVEX", "RF64", "AIFF", "W64", "CAF") and i.subtype.startswith("PCM")
+
+
 def check_samples(path, block=1 << 18):
     """Read every sample of an audio file, a block at a time; returns its peak (the largest
-    absolute sample).  NaN or infinite samples are refused in one line, before any work.
+    absolute sample; None for integer PCM in a plain container, which needs no reading).
+    NaN or infinite samples are refused in one line, before any work.
 
     Raises :class:`ScratchnetError` as :func:`info` does, and for a file that cannot be read
     to its end.
     """
     path = os.fspath(path)
     n = info(path)[0]
+    if _plain_integers(path):
+        return None  # integer samples in a plain container: no NaN to find, nothing to decode
     peak, bad, first = 0.0, 0, None
     try:
         for k, y in enumerate(sf.blocks(path, blocksize=block, dtype="float64", always_2d=True)):
