@@ -7,7 +7,8 @@ A separator is any object with
   optionally
 - ``vocal_mask(mixture) -> mask`` (F, T) in [0, 1] with ``stft_kw``, the STFT it belongs to:
   a separator that has it separates a song of any number of channels with one mask
-  (:func:`separate_channels`); any other is run on each channel alone.
+  (:func:`separate_channels`; with ``vocal_mask_of(S)`` too, from the channels' STFTs
+  already made); any other is run on each channel alone.
 
 The baselines (:mod:`scratchnet.baselines`) and the networks (:class:`ModelSeparator`) all
 follow it, so ``scratchnet evaluate``, ``scratchnet separate`` and ``scratchnet figure`` treat
@@ -69,7 +70,10 @@ class ModelSeparator:
 
     def vocal_mask(self, mixture):
         """The vocal mask ``y1 / |X|`` (F, T) of ``mixture`` (n,), in [0, 1]; 0 where |X| = 0."""
-        S = stft(mixture.astype(np.float64), **self.stft_kw)  # F,T
+        return self.vocal_mask_of(stft(mixture.astype(np.float64), **self.stft_kw))
+
+    def vocal_mask_of(self, S):
+        """The vocal mask (F, T) of a mixture's STFT ``S`` (F, T), made with :attr:`stft_kw`."""
         y1, _, scale = self._estimates(S)
         return (y1 * scale).T  # F,T
 
@@ -155,10 +159,13 @@ def separate_channels(separator, x):
     if not hasattr(separator, "vocal_mask"):  # a separator of one's own: channel by channel
         pairs = [separator.separate(x[:, c]) for c in range(x.shape[1])]
         return tuple(np.stack([p[i] for p in pairs], axis=1) for i in (0, 1))  # n,C each
-    mask = separator.vocal_mask(x.mean(axis=1)).astype(np.float64)  # F,T
+    specs = [stft(x[:, c], **separator.stft_kw) for c in range(x.shape[1])]  # C of F,T
+    if hasattr(separator, "vocal_mask_of"):  # the STFT is linear: the mean's is the mean of theirs
+        mask = separator.vocal_mask_of(sum(specs) / len(specs))
+    else:
+        mask = separator.vocal_mask(x.mean(axis=1))
     kw = dict(separator.stft_kw, length=x.shape[0])
-    vocals = np.stack([istft(stft(x[:, c], **separator.stft_kw) * mask, **kw)
-                       for c in range(x.shape[1])], axis=1)  # n,C
+    vocals = np.stack([istft(S * mask.astype(np.float64), **kw) for S in specs], axis=1)  # n,C
     return vocals, x - vocals
 
 
@@ -247,7 +254,8 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
 
 def _fit(y, n):
     """``y`` cut or zero-padded to n samples along its first (time) axis."""
-    y = y[:n]
+    if y.shape[0] >= n:
+        return y[:n]  # a view: no copy of a whole song
     return np.pad(y, [(0, n - y.shape[0])] + [(0, 0)] * (y.ndim - 1))
 
 

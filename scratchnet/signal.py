@@ -299,9 +299,7 @@ def _polyphase(h, up):
     return np.ascontiguousarray(H.reshape(K, up).T[:, ::-1])  # up,K
 
 
-# fastmath lets the multiply-adds of one output run four at a time (a sum in another
-# order: the result moves by rounding only, ~1e-15); it halved this kernel's time
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True)
 def _resample_poly(xT, R, up, down, half, m0, m1, out):
     """Outputs m0..m1-1 of :func:`resample_poly` for the channels xT (C, n):
     ``out[c, m] = sum_k xT[c, i - k] h[p + k up]`` with ``i, p = divmod(m down + half, up)``,
@@ -309,17 +307,26 @@ def _resample_poly(xT, R, up, down, half, m0, m1, out):
     C, n = xT.shape
     K = R.shape[1]
     for c in range(C):
+        x = xT[c]
         for m in range(m0, m1):
             t = m * down + half  # upsampled time of output m, plus the filter's delay
             i = t // up
-            p = t - i * up
-            j_lo = max(0, i - (K - 1))  # taps before the signal's start read zeros
-            j_hi = min(n - 1, i)  # ... and so do taps beyond its end
+            r = R[t - i * up]  # its phase
+            j, j_hi = max(0, i - (K - 1)), min(n - 1, i)  # taps outside the signal read zeros
             off = K - 1 - i
-            acc = 0.0
-            for j in range(j_lo, j_hi + 1):
-                acc += xT[c, j] * R[p, off + j]
-            out[c, m] = acc
+            # four running sums: independent multiply-adds overlap in the pipeline (twice the
+            # speed of one sum here, faster than SciPy's); the order changes rounding only
+            a0 = a1 = a2 = a3 = 0.0
+            while j + 3 <= j_hi:
+                a0 += x[j] * r[off + j]
+                a1 += x[j + 1] * r[off + j + 1]
+                a2 += x[j + 2] * r[off + j + 2]
+                a3 += x[j + 3] * r[off + j + 3]
+                j += 4
+            while j <= j_hi:
+                a0 += x[j] * r[off + j]
+                j += 1
+            out[c, m] = (a0 + a1) + (a2 + a3)
     return out
 
 
