@@ -313,8 +313,15 @@ def separate_array(mixture, sr, separator=None, *, mono=False, chunk_seconds=30.
 UNIT_SECONDS = 4
 
 
-def stream_separate(path, separator, *, mono=False, chunk_seconds=32, overlap_seconds=4,
-                    progress=None):
+#: A file is separated in chunks of this many seconds, each overlapping the next by
+#: ``OVERLAP_SECONDS``: 32 s chunks had cost 14 % more network time than the song (a 4 s
+#: overlap in every 28 s), 64 s ones cost 7 %, as the in-process 30 s chunks with 2 s overlap;
+#: memory holds one chunk (about 20 MB a channel at 44.1 kHz).
+CHUNK_SECONDS, OVERLAP_SECONDS = 64, 4
+
+
+def stream_separate(path, separator, *, mono=False, chunk_seconds=CHUNK_SECONDS,
+                    overlap_seconds=OVERLAP_SECONDS, progress=None):
     """Separate an audio file chunk by chunk; yields finished (vocals, accompaniment) blocks.
 
     Only one chunk of the file is ever in memory: each is read, separated with
@@ -363,7 +370,8 @@ def outputs_of(path, outdir, fmt=None, subtype=None):
 
 
 def separate_file(path, outdir, separator=None, *, fmt=None, subtype=None, mono=False, bar=None,
-                  on_downmix=None, on_clip=None, chunk_seconds=32, overlap_seconds=4):
+                  on_downmix=None, on_clip=None, chunk_seconds=CHUNK_SECONDS,
+                  overlap_seconds=OVERLAP_SECONDS):
     """Separate one audio file into ``outdir/<stem>/vocals.<fmt>`` and ``accompaniment.<fmt>``.
 
     Outputs are written at the input's sample rate, length and number of channels (one
