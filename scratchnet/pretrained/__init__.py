@@ -2,7 +2,8 @@
 
 Each entry names its file (beside this module), its model card and one line that
 ``scratchnet models`` prints.  Scores are vocal GNSDR in dB on the 417 test clips of the
-shared MIR-1K copy (see each card for the full tables and how each model was chosen).
+shared MIR-1K copy, the same at any input level (see each card for the full tables and how
+each model was chosen).
 """
 import os
 
@@ -16,14 +17,14 @@ SHIPPED = {
         "file": "drnn.npz",
         "card": "MODEL_CARD.md",
         "summary": "Huang et al.'s DRNN-2 as published: 3 x 1000 ReLU units, recurrence on layer 2, "
-                   "discriminative MSE, raw magnitudes, all 175 training clips; 7.80 dB vocal GNSDR "
-                   "(417 test clips)",
+                   "discriminative MSE, raw magnitudes, all 175 training clips; 7.75 dB vocal GNSDR "
+                   "(417 test clips, any input level)",
     },
     "bigru": {
         "file": "bigru.npz",
         "card": "MODEL_CARD_bigru.md",
         "summary": "DRNN-2 layout with a bidirectional GRU (2 x 400) as its recurrent layer, trained with "
-                   "remix/pitch/gain augmentation; 8.49 dB vocal GNSDR (417 test clips)",
+                   "remix/pitch/gain augmentation; 8.43 dB vocal GNSDR (417 test clips, any input level)",
     },
     "ensemble": {
         "file": "ensemble.npz",
@@ -31,7 +32,7 @@ SHIPPED = {
         "summary": "the mean soft mask of four bigru-like models: the strongest augmentation with "
                    "and without random equalisation on one input scale for all bins, the first "
                    "again on per-bin input, bigru's augmentation with equalisation; "
-                   "9.11 dB vocal GNSDR (417 test clips)",
+                   "9.05 dB vocal GNSDR (417 test clips, any input level)",
     },
 }
 
