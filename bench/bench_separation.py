@@ -1,83 +1,140 @@
-"""Separation speed (real-time factor) and peak memory of a shipped model on a 3-minute song.
+"""Separation speed as a user meets it: in-process against the whole command, side by side.
 
-The song is a synthetic mixture (:func:`scratchnet.synthetic.synth_song`) at 16 kHz; the
-model is the default shipped model, or ``--model NAME`` (a shipped name or a path), or a
-freshly initialised DRNN-2 of hidden size 500 when the file is missing (the table says which:
-the speed does not depend on the weights).
-Each thread setting runs in its own subprocess, which times ``--repeats`` calls of
-:func:`scratchnet.separation.separate_array` (after one warm-up call) and reports the peak
-resident memory of the whole process (``ru_maxrss``).
+One synthetic 3-minute song (:func:`scratchnet.synthetic.synth_song`) is written twice: as a
+16 kHz mono WAV (the rate the networks run at) and as a 44.1 kHz stereo 16-bit WAV (a song as
+people have it).  For each thread setting, in fresh processes with that many BLAS and kernel
+threads, it times, round-robin (so a change in the machine's load touches every row alike):
 
-    python bench/bench_separation.py
-    python bench/bench_separation.py --threads 1 --seconds 60 --model drnn2
+- ``in-process``: :func:`scratchnet.separation.separate_array` on the decoded array, after
+  one warm-up call in the same process (Numba's caches loaded, the model read): the
+  separation alone, its resampling and every channel's STFT included;
+- ``command``: the whole ``scratchnet separate FILE -o DIR --force -q`` as a new process:
+  start-up and imports, reading, resampling, every channel, writing both stems;
+- ``command --report``: the same with the listening page (audio encoding and figure).
+
+The ratios are the command's median time over the in-process median of the same song and
+threads.  Peak memory is the whole process's ``ru_maxrss``.
+
+    python bench/bench_separation.py                       # both songs, 1 and 2 threads
+    python bench/bench_separation.py --threads 1 --repeats 3 --model bigru
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 
-def child(seconds, repeats, name):
+def make_songs(folder, seconds):
+    """The two WAV files of one synthetic song: ``{"16k mono": path, "44.1k stereo": path}``."""
     import numpy as np
+    import soundfile as sf
 
-    from scratchnet import pretrained
-    from scratchnet.models import Model, load_model, make_config
-    from scratchnet.separation import ModelSeparator, separate_array
+    from scratchnet.signal import resample_poly
     from scratchnet.synthetic import synth_song
+    mixture, vocals, accompaniment = synth_song(seconds, seed=0)
+    mono = 0.9 * mixture / np.abs(mixture).max()
+    left, right = 0.7 * vocals + accompaniment, vocals + 0.7 * accompaniment  # a stereo image
+    stereo = resample_poly(np.stack([left, right], axis=1), 441, 160)
+    stereo *= 0.9 / np.abs(stereo).max()
+    paths = {"16k mono": os.path.join(folder, "song16.wav"), "44.1k stereo": os.path.join(folder, "song44.wav")}
+    sf.write(paths["16k mono"], mono, 16000, subtype="PCM_16")
+    sf.write(paths["44.1k stereo"], stereo, 44100, subtype="PCM_16")
+    return paths
 
-    path = pretrained.path_of(name)
-    if os.path.exists(path):
-        model, which = load_model(path), pretrained.name_of(path) or os.path.basename(path)
-    else:
-        model, which = Model(make_config(arch="drnn-2", hidden=500)), "fresh DRNN-2, hidden 500"
-    separator = ModelSeparator(model, seq_len=model.config.get("inference_seq_len"))
-    mixture, _, _ = synth_song(seconds, seed=0)
-    rss_before = _common.peak_rss_mb()
-    separate_array(mixture, 16000, separator)  # warm-up: Numba's cache load
+
+def child(path, repeats, name):
+    """In-process: time ``separate_array`` on the decoded file, after a warm-up call."""
+    import numpy as np
+    import soundfile as sf
+
+    from scratchnet.separation import load_model_separator, separate_array
+    separator = load_model_separator(name)
+    song, sr = sf.read(path)
+    separate_array(song, sr, separator)  # warm-up: Numba's caches, the first BLAS calls
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        vocals, accompaniment = separate_array(mixture, 16000, separator)
+        vocals, _ = separate_array(song, sr, separator)
         times.append(time.perf_counter() - t0)
-    assert np.all(np.isfinite(vocals)) and vocals.shape == mixture.shape
-    print(json.dumps({"model": which, "params": model.n_params(), "times": times,
-                      "rss_mb": _common.peak_rss_mb(), "rss_before_mb": rss_before}))
+    assert np.all(np.isfinite(vocals)) and vocals.shape == song.shape
+    print(json.dumps({"model": separator.name, "times": times, "rss_mb": _common.peak_rss_mb()}))
+
+
+def _command(path, out, name, report, env):
+    """Time one whole ``scratchnet separate`` process; returns (seconds, peak RSS MB)."""
+    cmd = [sys.executable, "-m", "scratchnet.cli", "separate", path, "-o", out, "--force", "-q"]
+    cmd += (["--model", name] if name else []) + (["--report"] if report else [])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {err.strip()}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def _in_process(path, name, env):
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", path, "--repeats", "1"]
+                         + (["--model", name] if name else []),
+                         env=env, capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return r["times"][0], r["rss_mb"], r["model"]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=180.0)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--model", default=None, help="a shipped model's name or a .npz (default: the default model)")
+    p.add_argument("--songs", nargs="+", default=["44.1k stereo", "16k mono"])
+    p.add_argument("--no-report", action="store_true", help="leave out the --report rows")
     p.add_argument("--no-append", action="store_true")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        return child(args.seconds, args.repeats, args.model)
+        return child(args.child, args.repeats, args.model)
+    kinds = ["in-process", "command"] + ([] if args.no_report else ["command --report"])
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_songs(tmp, args.seconds)
+        times, rss, model = {}, {}, None
+        for _ in range(args.repeats):  # round-robin: every row sees the same machine
+            for threads in args.threads:
+                env = _common.thread_env(threads)
+                for song in args.songs:
+                    for kind in kinds:
+                        if kind == "in-process":
+                            t, m, model = _in_process(paths[song], args.model, env)
+                        else:
+                            t, m = _command(paths[song], os.path.join(tmp, "out"), args.model,
+                                            kind.endswith("--report"), env)
+                        key = (song, threads, kind)
+                        times.setdefault(key, []).append(t)
+                        rss[key] = max(rss.get(key, 0), m)
+                        print(key, f"{t:.2f} s", flush=True)
     rows = []
-    for threads in args.threads:
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--seconds", str(args.seconds),
-                              "--repeats", str(args.repeats)] + (["--model", args.model] if args.model else []),
-                             env=_common.thread_env(threads),
-                             capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        t = _common.median(r["times"])
-        rows.append([r["model"], threads, f"{args.seconds:g}", t, args.seconds / t,
-                     f"{args.seconds / max(r['times']):.0f}-{args.seconds / min(r['times']):.0f}",
-                     f"{r['rss_mb']:.0f}"])
-        print(rows[-1], flush=True)
-    text = _common.table(["model", "threads", "song s", "separation s (median)", "x real time",
-                          "x real time range", "peak RSS MB"], rows)
-    text += (f"\n\n`separate_array` on a synthetic song at 16 kHz (30 s chunks, 2 s cross-fade), "
-             f"{args.repeats} runs after a warm-up; peak RSS of the whole process, Python and "
-             f"imports included.")
-    _common.report("Separation real-time factor and memory", text,
+    for (song, threads, kind), ts in times.items():
+        t = _common.median(ts)
+        base = _common.median(times[(song, threads, "in-process")])
+        rows.append([model, song, threads, kind, t, args.seconds / t,
+                     f"{args.seconds / max(ts):.0f}-{args.seconds / min(ts):.0f}",
+                     "1" if kind == "in-process" else f"{t / base:.2f}", f"{rss[(song, threads, kind)]:.0f}"])
+    text = _common.table(["model", "song", "threads", "what", "seconds (median)", "x real time",
+                          "x real time range", "/ in-process", "peak RSS MB"], rows)
+    text += (f"\n\nA synthetic {args.seconds:g} s song, median of {args.repeats} runs of each row, the rows "
+             "taken round-robin.  in-process: `separate_array` on the decoded array after a warm-up "
+             "call (resampling and every channel included); command: the whole `scratchnet separate "
+             "FILE -o DIR --force -q` process (start-up, imports, reading, resampling, writing); "
+             "--report adds the listening page.  Peak RSS of the whole process.")
+    _common.report("Separation: in-process and the whole command", text,
                    threads=" and ".join(map(str, args.threads)), append=not args.no_append)
 
 

