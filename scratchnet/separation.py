@@ -174,7 +174,7 @@ def _fade(n):
     return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
 
 
-def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None):
+def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None, inplace=False):
     """Separate n samples in overlapping chunks; yield finished (vocals, accompaniment) blocks.
 
     ``separate_span(start, end) -> (vocals, accompaniment)`` separates samples start:end,
@@ -183,6 +183,8 @@ def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None):
     raised-cosine fade over its overlaps (the fades sum to one), and yielded up to where the
     next chunk begins, so only one chunk's overlap waits in memory.  The blocks add up to n
     samples.  ``progress(k)`` is told the number of samples finished after each chunk.
+    ``inplace``: the blocks ``separate_span`` returns are its own (read from a file), so
+    their overlaps may be weighed in place.
     """
     if n <= n_chunk:
         yield separate_span(0, n)
@@ -202,7 +204,15 @@ def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None):
         if not last:
             w[-n_over:] = fade_in[::-1]
         w = w.reshape(-1, *[1] * (v.ndim - 1))  # n or n,1: one weight for every channel
-        v, a = v * w, a * w
+        parts = ([slice(0, n_over)] if k > 0 else []) + ([slice(len(w) - n_over, len(w))] if not last else [])
+        owned = inplace and v.dtype == a.dtype == np.float64 and v.flags.writeable \
+            and a.flags.writeable and not np.shares_memory(v, a) and len(w) >= 2 * n_over
+        if owned:  # w is 1 but for the overlaps: weigh them in place, not a copy of the chunk
+            for part in parts:
+                v[part] *= w[part]
+                a[part] *= w[part]
+        else:
+            v, a = v * w, a * w
         if pending is not None:
             v[:n_over] += pending[0]
             a[:n_over] += pending[1]
@@ -344,7 +354,7 @@ def stream_separate(path, separator, *, mono=False, chunk_seconds=CHUNK_SECONDS,
         x = x.mean(axis=1) if mono or channels == 1 else x
         return separate_array(x, sr, separator, chunk_seconds=np.inf)
 
-    yield from crossfade_chunks(n, n_chunk, n_over, separate_span,
+    yield from crossfade_chunks(n, n_chunk, n_over, separate_span, inplace=True,
                                 progress=(lambda k: progress(k / sr)) if progress else None)
 
 
