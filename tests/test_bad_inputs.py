@@ -198,7 +198,10 @@ def _wait_for_temporaries(folder, timeout=60):
 
 
 def test_sighup_during_separate_is_sigterm_with_129(inputs, tmp_path):
-    proc, err = _start(["separate", str(inputs / "long.wav"), "-o", "out", "-q"], str(tmp_path))
+    def terminal():  # as from a terminal, even when these tests run under nohup
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    proc, err = _start(["separate", str(inputs / "long.wav"), "-o", "out", "-q"], str(tmp_path),
+                       preexec_fn=terminal)
     _wait_for_temporaries(tmp_path / "out" / "long")
     proc.send_signal(signal.SIGHUP)
     assert_one_line(_finish(proc, err, str(tmp_path)), 129, "scratchnet separate: hung up")
