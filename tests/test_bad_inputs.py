@@ -396,3 +396,44 @@ def test_as_signal_refuses_in_one_line(x, words):
 def test_as_signal_gives_float64():
     y = audio.as_signal(np.arange(6, dtype=np.int16).reshape(3, 2), "mixture")
     assert y.dtype == np.float64 and y.shape == (3, 2)
+
+
+# --------------------------------------------------------------------------- a damaged model
+@pytest.mark.parametrize("damage, words", [
+    ("inf", "tensor 'hidden1/W' holds 1 NaN or infinite value(s): the training diverged or the file is damaged"),
+    ("nan", "tensor 'hidden1/W' holds 1 NaN or infinite value(s)"),
+    ("mean", "buffer 'mean' has shape (7,), the config's 513 bins need (513,)"),
+    ("complex", "dtype='complex64' must be float32 or float64")])
+def test_a_damaged_model_is_refused_in_one_line(inputs, tmp_path, damage, words):
+    import json
+
+    from scratchnet import files
+    from scratchnet.models import Model, make_config
+    model = Model(make_config(arch="drnn-2", hidden=8, seed=0))
+    arrays, config = model.arrays(), dict(model.config)
+    if damage in ("inf", "nan"):
+        arrays["param:hidden1/W"][0, 0] = np.inf if damage == "inf" else np.nan
+    elif damage == "mean":
+        arrays["buffer:mean"] = np.zeros(7, np.float32)
+    else:
+        config["dtype"] = "complex64"
+    files.save_npz(str(tmp_path / "m.npz"), arrays, meta={"config": json.loads(json.dumps(config))})
+    proc = run_cli("separate", str(inputs / "song.wav"), "-o", str(tmp_path / "out"),
+                   "--model", str(tmp_path / "m.npz"), "-q")
+    assert_one_line(proc, 2, words)
+    assert not (tmp_path / "out").exists() or left(tmp_path / "out") == []
+
+
+def test_evaluate_starts_at_most_one_worker_per_clip(fake_mir1k):
+    proc = run_cli("evaluate", "--method", "irm", "--data", fake_mir1k, "--limit", "2", "--workers", "999", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 clip(s): 2 worker process(es), not 999" in proc.stderr
+
+
+def test_a_huge_mask_power_is_the_binary_mask_not_nan(inputs, tmp_path):
+    proc = run_cli("separate", str(inputs / "song.wav"), "-o", str(tmp_path / "out"), "--mask-power", "1e6",
+                   "-q", *tiny(inputs))
+    assert proc.returncode == 0, proc.stderr
+    import soundfile as sf
+    v, _ = sf.read(tmp_path / "out" / "song" / "vocals.wav")
+    assert np.isfinite(v).all()

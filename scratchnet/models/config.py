@@ -89,6 +89,8 @@ def make_config(**overrides):
     if not (isinstance(n_fft, int) and n_fft >= 2 and isinstance(hop, int) and 0 < hop <= n_fft):
         raise ScratchnetError(f"n_fft={n_fft!r} and hop_length={hop!r} must be integers, "
                               "0 < hop_length <= n_fft")
+    if config["dtype"] not in ("float32", "float64"):
+        raise ScratchnetError(f"dtype={config['dtype']!r} must be float32 or float64")
     w = config["level_window"]
     if w is not None and not (isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < 1e6):
         raise ScratchnetError(f"level_window={w!r} must be a number of seconds >= 0, or None")

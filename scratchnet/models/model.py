@@ -212,6 +212,7 @@ class Model:
         params = {k[6:]: v for k, v in arrays.items() if k.startswith("param:")}
         buffers = {k[7:]: v for k, v in arrays.items() if k.startswith("buffer:")}
         _check_tensors(params, self.config, source)
+        _check_buffers(buffers, self.config, source)
         for k, v in params.items():
             self.params[k][...] = v
         for k, v in buffers.items():
@@ -245,9 +246,28 @@ def _check_tensors(params, config, source):
         if params[name].shape != tuple(shape):
             raise ScratchnetError(f"{source}: tensor {name!r} has shape {params[name].shape}, "
                                   f"config {config['arch']} expects {tuple(shape)}")
+        bad = int(np.size(params[name]) - np.count_nonzero(np.isfinite(params[name])))
+        if bad:
+            raise ScratchnetError(f"{source}: tensor {name!r} holds {bad} NaN or infinite value(s): "
+                                  "the training diverged or the file is damaged")
     extra = set(params) - set(expected)
     if extra:
         raise ScratchnetError(f"{source}: unexpected tensor(s) {', '.join(sorted(extra))} for {config['arch']}")
+
+
+def _check_buffers(buffers, config, source):
+    """Input statistics of the shapes the config gives (mean and std (F,), level (1,)), finite,
+    and a std and level above zero: a bad file is named in one line, not a NumPy traceback."""
+    F = config["n_bins"]
+    for name, v in buffers.items():
+        want = (1,) if name == "level" else (F,)
+        if np.shape(v) != want:
+            raise ScratchnetError(f"{source}: buffer {name!r} has shape {np.shape(v)}, "
+                                  f"the config's {F} bins need {want}")
+        if not np.all(np.isfinite(v)) or (name in ("std", "level") and not np.all(np.asarray(v) > 0)):
+            raise ScratchnetError(f"{source}: buffer {name!r} holds values that are not finite"
+                                  + (" and positive" if name in ("std", "level") else "")
+                                  + ": the file is damaged")
 
 
 def model_from_arrays(arrays, config, *, source="arrays", dtype=None):
