@@ -35,11 +35,6 @@ from .errors import ScratchnetError
 FILTER_TAPS = 512
 
 
-def _spectra(x, n_fft):
-    """FFTs of the rows of x (R, n), zero-padded to ``n_fft``."""
-    return np.fft.fft(x, n=n_fft, axis=-1)
-
-
 def _toeplitz(col, row):
     """The Toeplitz matrix with first column ``col`` and first row ``row`` (row[0] ignored)."""
     L = col.shape[0]
@@ -55,8 +50,8 @@ def projection_filters(references, estimate, L=FILTER_TAPS, sources=None):
     refs = references[idx]  # S,n,C
     S, n, C = refs.shape
     n_fft = int(2 ** np.ceil(np.log2(n + L - 1)))
-    rf = _spectra(np.moveaxis(refs, 1, 2), n_fft)  # S,C,n_fft
-    ef = _spectra(estimate.T, n_fft)  # C,n_fft
+    rf = np.fft.fft(np.moveaxis(refs, 1, 2), n=n_fft, axis=-1)  # S,C,n_fft, zero-padded
+    ef = np.fft.fft(estimate.T, n=n_fft, axis=-1)  # C,n_fft
     G = np.zeros((S, C, L, S, C, L))
     for a in range(S * C):
         i, c1 = divmod(a, C)

@@ -164,8 +164,8 @@ def separate_channels(separator, x):
         mask = separator.vocal_mask_of(sum(specs) / len(specs))
     else:
         mask = separator.vocal_mask(x.mean(axis=1))
-    kw = dict(separator.stft_kw, length=x.shape[0])
-    vocals = np.stack([istft(S * mask.astype(np.float64), **kw) for S in specs], axis=1)  # n,C
+    kw, mask = dict(separator.stft_kw, length=x.shape[0]), mask.astype(np.float64)
+    vocals = np.stack([istft(S * mask, **kw) for S in specs], axis=1)  # n,C
     return vocals, x - vocals
 
 

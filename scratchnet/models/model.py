@@ -85,11 +85,11 @@ class Model:
         return int(round(w / 2 * SAMPLE_RATE / self.config["hop_length"]))
 
     def level_gains(self, X):
-        """The gains (N, T) that bring X (N, T, F) to the training level (ones without
-        ``level_window``)."""
+        """The gains (N, T) that bring X (N, T, F) to the training level (None without
+        ``level_window``: the input is used as it is)."""
         K = self.level_half_window()
         if K is None:
-            return np.ones(X.shape[:2])
+            return None
         return level.level_gains(X, float(self.buffers["level"][0]), K)
 
     def _features(self, X, gains=None):
@@ -186,16 +186,20 @@ class Model:
         The level gains are those of the whole spectrogram either way.
         """
         T = X.shape[0]
-        g = self.level_gains(X[None])  # 1,T
+        g = self.level_gains(X[None])  # 1,T, or None
+
+        def part(a, b, shape):  # the whole input's gains of frames a:b, as the batch is cut
+            return None if g is None else g[0, a:b].reshape(shape)
+
         if not seq_len or T <= seq_len:
             (y1, y2), _ = self.forward(X[None], gains=g)
             return y1[0], y2[0]
         n_full = T // seq_len
         head = X[: n_full * seq_len].reshape(n_full, seq_len, -1)
-        (a1, a2), _ = self.forward(head, gains=g[:, : n_full * seq_len].reshape(n_full, seq_len))
+        (a1, a2), _ = self.forward(head, gains=part(0, n_full * seq_len, (n_full, seq_len)))
         outs = [a1.reshape(-1, X.shape[1]), a2.reshape(-1, X.shape[1])]
         if T > n_full * seq_len:
-            (b1, b2), _ = self.forward(X[None, n_full * seq_len:], gains=g[:, n_full * seq_len:])
+            (b1, b2), _ = self.forward(X[None, n_full * seq_len:], gains=part(n_full * seq_len, T, (1, -1)))
             outs = [np.concatenate([outs[0], b1[0]]), np.concatenate([outs[1], b2[0]])]
         return outs[0], outs[1]
 

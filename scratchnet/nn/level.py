@@ -50,19 +50,8 @@ def _counts(T, K):
     return (np.minimum(t + K + 1, T) - np.maximum(t - K, 0)).astype(np.float64)
 
 
-def level_gains(X, ref, K, max_gain=1e4):
-    """The gains ``g`` (N, T) that bring magnitudes X (N, T, F) to the level ``ref``; see the
-    module docstring.  ``K`` is the half window in frames (None: the whole sequence)."""
-    N, T, F = X.shape
-    K = T if K is None else int(K)
-    e = np.mean(np.square(X, dtype=np.float64), axis=2)  # N,T
-    E = _window_sum(e, K) / _counts(T, K)  # N,T
-    c = (ref / max_gain) ** 2
-    return ref / np.sqrt(E + c)
-
-
-def level_forward(X, ref, K, max_gain=1e4):
-    """Normalise X (N, T, F) to level ``ref``: ``Z = g X`` (N, T, F) and the cache."""
+def _gain(X, ref, K, max_gain):
+    """The gain g (N, T) of the module docstring and the intermediates its backward reads."""
     N, T, F = X.shape
     K = T if K is None else int(K)
     e = np.mean(np.square(X, dtype=np.float64), axis=2)  # N,T
@@ -70,6 +59,18 @@ def level_forward(X, ref, K, max_gain=1e4):
     E = _window_sum(e, K) / n  # N,T
     c = (ref / max_gain) ** 2
     g = ref / np.sqrt(E + c)  # N,T
+    return g, E, c, n, K
+
+
+def level_gains(X, ref, K, max_gain=1e4):
+    """The gains ``g`` (N, T) that bring magnitudes X (N, T, F) to the level ``ref``; see the
+    module docstring.  ``K`` is the half window in frames (None: the whole sequence)."""
+    return _gain(X, ref, K, max_gain)[0]
+
+
+def level_forward(X, ref, K, max_gain=1e4):
+    """Normalise X (N, T, F) to level ``ref``: ``Z = g X`` (N, T, F) and the cache."""
+    g, E, c, n, K = _gain(X, ref, K, max_gain)
     Z = (g[..., None] * X).astype(X.dtype)  # N,T,F
     return Z, (X, g, E, c, n, K)
 

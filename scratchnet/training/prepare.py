@@ -63,12 +63,14 @@ def with_level(model, sources, window):
     This is how the shipped models were made independent of level (their model cards).
     """
     from ..models import Ensemble
-    if isinstance(model, Ensemble):
-        return Ensemble([with_level(m, sources, window) for m in model.members])
-    stft_kw = stft_options(model.config)
+    stft_kw = stft_options(model.config)  # an ensemble's members share one STFT: one reference
     ref = reference_level([data.magnitudes(v, a, 0, **stft_kw)[0] for v, a in sources])
-    return Model(dict(model.config, level_window=window), params=model.params,
-                 buffers=dict(model.buffers, level=np.array([ref], model.dtype)))
+
+    def leveled(m):
+        return Model(dict(m.config, level_window=window), params=m.params,
+                     buffers=dict(m.buffers, level=np.array([ref], m.dtype)))
+
+    return Ensemble([leveled(m) for m in model.members]) if isinstance(model, Ensemble) else leveled(model)
 
 
 def validate(model, clips, workers=2):
