@@ -305,7 +305,27 @@ if hasattr(signal, "SIGHUP"):  # not on Windows
     _ENDINGS[signal.SIGHUP] = ("hung up", EXIT_HANGUP)
 
 
+def _inside_callback(frame):
+    """True while Python code runs as a C library's callback (llvmlite's object cache, when
+    Numba loads a kernel): an exception raised there is printed and dropped by ctypes."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_CALLBACK_DIRS):
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: where the C callbacks that swallow exceptions live (llvmlite's bindings)
+_CALLBACK_DIRS = tuple(os.path.join(p, "llvmlite") for p in sys.path if p)
+
+
 def _on_signal(signum, frame):
+    if _inside_callback(frame):
+        # raising here would print a traceback and lose the signal: send it again shortly,
+        # when the callback has returned
+        import threading
+        threading.Timer(0.02, os.kill, (os.getpid(), signum)).start()
+        return
     _received.append(signum)
     raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 

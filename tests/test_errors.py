@@ -329,3 +329,32 @@ def test_a_signal_that_c_code_turned_into_another_error_still_reads_as_the_signa
     monkeypatch.setattr(commands, "cmd_models", lambda args: (_ for _ in ()).throw(ImportError("a bug")))
     with pytest.raises(ImportError, match="a bug"):  # with no signal, a bug keeps its traceback
         cli.main(["models"])
+
+
+def test_a_signal_inside_numbas_callback_is_sent_again_not_lost(monkeypatch):
+    """A signal that lands in llvmlite's ctypes callback (Numba loading a cached kernel) is not
+    raised there, where ctypes would print it and drop it, but sent again a moment later."""
+    import os
+    import signal
+    import sys
+
+    import llvmlite
+
+    from scratchnet import cli
+    monkeypatch.setattr(cli, "_CALLBACK_DIRS", cli._CALLBACK_DIRS + (os.path.dirname(llvmlite.__file__),))
+    ns = {}
+    exec(compile("import sys\nframe = sys._getframe()", os.path.join(os.path.dirname(llvmlite.__file__), "x.py"),
+                 "exec"), ns)
+    assert cli._inside_callback(ns["frame"]) and not cli._inside_callback(sys._getframe())
+    sent = []
+    monkeypatch.setattr(cli.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    cli._on_signal(signal.SIGTERM, ns["frame"])  # no exception raised
+    import time
+    for _ in range(100):
+        if sent:
+            break
+        time.sleep(0.01)
+    assert sent == [(os.getpid(), signal.SIGTERM)]
+    with pytest.raises(cli.Terminated):
+        cli._on_signal(signal.SIGTERM, sys._getframe())
+    cli._received.clear()
