@@ -18,8 +18,8 @@ def _parse_args(argv):
                     f"relative error and PASS/FAIL. A gradient passes when its error is below "
                     f"--threshold (default {THRESHOLD:.0e}). Exit status 0 when all pass, 1 when "
                     "any fails, 2 for a bad option.",
-        epilog="groups: " + ", ".join(GROUPS) + " (gru and lstm give rows once scratchnet/nn/gru.py "
-               "and lstm.py exist). Example: python -m scratchnet.gradcheck --only rnn,mask")
+        epilog="groups: " + ", ".join(GROUPS) + " (each gives rows: the GRU's and the LSTM's steps "
+               "and sequences included). Example: python -m scratchnet.gradcheck --only gru,lstm")
     parser.add_argument("--only", metavar="GROUPS", default=None,
                         help="comma-separated groups to check, e.g. rnn,mask (default: all)")
     parser.add_argument("--threshold", type=float, default=THRESHOLD,
