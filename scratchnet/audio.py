@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 import soundfile as sf
+from numba import njit
 
 from .errors import ScratchnetError
 from .files import WriteError, atomic_write
@@ -222,6 +223,42 @@ def check_not_input(out_path, inputs):
                 "choose another output path")
 
 
+def to_pcm16_numpy(y):
+    """Twin of :func:`to_pcm16`: ``(int16 samples, peak)``, in plain NumPy passes."""
+    return np.clip(np.rint(y * 32768.0), -32768, 32767).astype(np.int16), float(np.max(np.abs(y)))
+
+
+@njit(cache=True, nogil=True)
+def _to_pcm16(y, out):
+    """out[i] = y[i] * 32768 rounded, saturated to int16; returns the peak |y|, NaN if any
+    sample is not finite (one pass in place of four NumPy ones and libsndfile's own)."""
+    peak = 0.0
+    for i in range(y.size):
+        v = y[i]
+        a = abs(v)
+        if not a <= 1e300:  # NaN or infinite
+            return np.nan
+        peak = max(peak, a)
+        q = np.rint(v * 32768.0)
+        out[i] = np.int16(min(max(q, -32768.0), 32767.0))
+    return peak
+
+
+def to_pcm16(y, name="samples"):
+    """16-bit samples of the float signal ``y`` (any shape): ``(int16 array, peak |y|)``.
+
+    The scale is libsndfile's reading one, 32768: a 16-bit file read and written back is
+    unchanged.  Samples beyond full scale saturate (libsndfile would wrap them); a NaN or
+    infinite sample is a :class:`ScratchnetError` naming it (:func:`check_signal`).
+    """
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    out = np.empty(y.shape, np.int16)
+    peak = _to_pcm16(y.reshape(-1), out.reshape(-1))
+    if not np.isfinite(peak):
+        check_signal(y, name)
+    return out, float(peak)
+
+
 class AtomicWriter:
     """Write a WAV or FLAC file block by block; it appears under its name only when complete.
 
@@ -306,11 +343,16 @@ class AtomicWriter:
     def write(self, y):
         """Append samples, shape (n,) or (n, channels)."""
         y = np.asarray(y, dtype=np.float64)
-        if y.size:
-            check_signal(y, self.path)
-            self.peak = max(self.peak, float(np.max(np.abs(y))))
+        if self.subtype == "PCM_16" and y.size:  # converted here: libsndfile would wrap overflows
+            y, peak = to_pcm16(y, self.path)      # and convert 8 kB at a time through our file
+        else:
+            if y.size:
+                check_signal(y, self.path)
+            peak = float(np.max(np.abs(y))) if y.size else 0.0
+            y = np.clip(y, -1.0, 1.0) if self.clip else y  # PCM would wrap, not saturate
+        self.peak = max(self.peak, peak)
         try:
-            self._file.write(np.clip(y, -1.0, 1.0) if self.clip else y)  # PCM would wrap, not saturate
+            self._file.write(y)
         except (AssertionError, RuntimeError) as e:  # soundfile's check that every frame was
             if self._sink.error is None:              # written, or libsndfile's own error
                 if isinstance(e, AssertionError):

@@ -175,58 +175,58 @@ def _fade(n):
 
 
 def crossfade_chunks(n, n_chunk, n_over, separate_span, *, progress=None, inplace=False):
-    """Separate n samples in overlapping chunks; yield finished (vocals, accompaniment) blocks.
+    """Separate n samples in overlapping chunks; yield finished blocks, a tuple per chunk.
 
-    ``separate_span(start, end) -> (vocals, accompaniment)`` separates samples start:end,
-    each of shape (end - start,) or (end - start, C).
-    Chunks of ``n_chunk`` samples start every ``n_chunk - n_over``; each is weighted by a
-    raised-cosine fade over its overlaps (the fades sum to one), and yielded up to where the
-    next chunk begins, so only one chunk's overlap waits in memory.  The blocks add up to n
-    samples.  ``progress(k)`` is told the number of samples finished after each chunk.
-    ``inplace``: the blocks ``separate_span`` returns are its own (read from a file), so
-    their overlaps may be weighed in place.
+    ``separate_span(start, end)`` separates samples start:end into a tuple of outputs
+    (vocals, accompaniment; or the vocals alone), each of shape (end - start,) or
+    (end - start, C).  Chunks of ``n_chunk`` samples start every ``n_chunk - n_over``; each
+    is weighted by a raised-cosine fade over its overlaps (the fades sum to one), and
+    yielded up to where the next chunk begins, so only one chunk's overlap waits in memory.
+    The blocks add up to n samples.  ``progress(k)`` is told the number of samples finished
+    after each chunk.  ``inplace``: the outputs ``separate_span`` returns are its own (read
+    from a file), so their overlaps may be weighed in place.
     """
     if n <= n_chunk:
-        yield separate_span(0, n)
+        yield tuple(separate_span(0, n))
         if progress:
             progress(n)
         return
     fade_in = _fade(n_over)
     starts = list(range(0, n - n_over, n_chunk - n_over))
-    pending = None  # the faded tail of the previous chunk, waiting for this one's head
+    pending = None  # the faded tails of the previous chunk, waiting for this one's heads
     for k, start in enumerate(starts):
         end = min(start + n_chunk, n)
-        v, a = separate_span(start, end)
+        outs = list(separate_span(start, end))
         last = k == len(starts) - 1
         w = np.ones(end - start)
         if k > 0:
             w[:n_over] = fade_in
         if not last:
             w[-n_over:] = fade_in[::-1]
-        w = w.reshape(-1, *[1] * (v.ndim - 1))  # n or n,1: one weight for every channel
+        w = w.reshape(-1, *[1] * (outs[0].ndim - 1))  # n or n,1: one weight for every channel
         parts = ([slice(0, n_over)] if k > 0 else []) + ([slice(len(w) - n_over, len(w))] if not last else [])
-        owned = inplace and v.dtype == a.dtype == np.float64 and v.flags.writeable \
-            and a.flags.writeable and not np.shares_memory(v, a) and len(w) >= 2 * n_over
-        if owned:  # w is 1 but for the overlaps: weigh them in place, not a copy of the chunk
-            for part in parts:
-                v[part] *= w[part]
-                a[part] *= w[part]
-        else:
-            v, a = v * w, a * w
-        if pending is not None:
-            v[:n_over] += pending[0]
-            a[:n_over] += pending[1]
+        owned = inplace and len(w) >= 2 * n_over and all(
+            y.dtype == np.float64 and y.flags.writeable for y in outs) and not any(
+            np.shares_memory(outs[i], outs[j]) for i in range(len(outs)) for j in range(i))
+        for i, y in enumerate(outs):
+            if owned:  # w is 1 but for the overlaps: weigh them in place, not a copy of the chunk
+                for part in parts:
+                    y[part] *= w[part]
+            else:
+                outs[i] = y = y * w
+            if pending is not None:
+                y[:n_over] += pending[i]
         if last:
-            yield v, a
+            yield tuple(outs)
         else:
-            yield v[:-n_over], a[:-n_over]
-            pending = (v[-n_over:], a[-n_over:])
+            yield tuple(y[:-n_over] for y in outs)
+            pending = [y[-n_over:] for y in outs]
         if progress:
             progress(end - start - (0 if k == 0 else n_over))
 
 
 def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * SAMPLE_RATE,
-                     progress=None):
+                     progress=None, vocals_only=False):
     """Separate a long 16 kHz mixture in overlapping chunks joined by a cross-fade.
 
     Parameters
@@ -239,6 +239,8 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
         than ``chunk`` (any input, if ``chunk`` is None) are separated in one piece.
     progress : callable(int) or None
         Called with the number of samples finished after each chunk.
+    vocals_only : bool
+        Return ``(vocals,)`` alone (a caller that makes the accompaniment itself).
 
     Returns
     -------
@@ -255,11 +257,11 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
         chunk, overlap = hop * max(1, round(chunk / hop)), hop * max(1, round(overlap / hop))
         if overlap >= chunk:
             raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")
+    keep = 1 if vocals_only else 2
     blocks = crossfade_chunks(n, chunk, overlap,
-                              lambda a, b: separate_channels(separator, mixture[a:b]),
+                              lambda a, b: separate_channels(separator, mixture[a:b])[:keep],
                               progress=progress)
-    vocals, accompaniment = (np.concatenate(parts) for parts in zip(*blocks))
-    return vocals, accompaniment
+    return tuple(np.concatenate(parts) for parts in zip(*blocks))
 
 
 def _fit(y, n):
@@ -308,14 +310,16 @@ def separate_array(mixture, sr, separator=None, *, mono=False, chunk_seconds=30.
     # chunk_seconds=inf: one piece (stream_separate has already cut the file into chunks)
     chunk = int(chunk_seconds * SAMPLE_RATE) if np.isfinite(chunk_seconds) else None
     overlap = min(2 * SAMPLE_RATE, chunk // 4) if chunk else 0
-    v16, a16 = separate_chunked(separator, x16, chunk=chunk, overlap=overlap, progress=progress)
+    # above 16 kHz the accompaniment is made here, at the input's rate: its 16 kHz one is not needed
+    out16 = separate_chunked(separator, x16, chunk=chunk, overlap=overlap, progress=progress,
+                             vocals_only=sr > SAMPLE_RATE)
     if sr == SAMPLE_RATE:
-        return v16, a16
+        return out16
     n = x.shape[0]
-    vocals = _fit(audio.resample(v16, SAMPLE_RATE, sr), n)
+    vocals = _fit(audio.resample(out16[0], SAMPLE_RATE, sr), n)
     if sr < SAMPLE_RATE:
-        return vocals, _fit(audio.resample(a16, SAMPLE_RATE, sr), n)
-    return vocals, x - vocals
+        return vocals, _fit(audio.resample(out16[1], SAMPLE_RATE, sr), n)
+    return vocals, np.subtract(x, vocals, out=x if x is not mixture else None)
 
 
 #: Chunks of a file start on whole units of 4 s: 64000 samples at 16 kHz (125 hops of 512)

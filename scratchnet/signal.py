@@ -300,8 +300,9 @@ def _polyphase(h, up):
 
 
 # fastmath lets LLVM run the sum of one output several products at a time (its order, so
-# its rounding, changes: ~1e-15); with the taps as two slices it is 2-3x faster than a plain
-# loop and than SciPy's (bench: 0.12 s for 180 s of stereo 44.1 -> 16 kHz)
+# its rounding, changes: ~1e-15).  The output's input index and phase are stepped, not divided
+# out: a 64-bit division per output had cost more than the 20 products of 16 -> 44.1 kHz
+# (bench: 0.28 -> 0.09 s for 180 s of stereo up, 0.13 -> 0.08 s down).
 @njit(cache=True, nogil=True, fastmath=True)
 def _resample_poly(xT, R, up, down, half, m0, m1, out):
     """Outputs m0..m1-1 of :func:`resample_poly` for the channels xT (C, n), into out (n_out, C):
@@ -309,19 +310,28 @@ def _resample_poly(xT, R, up, down, half, m0, m1, out):
     read from the reversed phase R[p] (:func:`_polyphase`) as ``sum_j xT[c, j] R[p, K-1-i+j]``."""
     C, n = xT.shape
     K = R.shape[1]
+    step_i, step_p = down // up, down % up  # from output m to m + 1: t grows by down
     for c in range(C):
         x = xT[c]
+        t = m0 * down + half  # upsampled time of output m0, plus the filter's delay
+        i = t // up
+        p = t - i * up  # its phase
         for m in range(m0, m1):
-            t = m * down + half  # upsampled time of output m, plus the filter's delay
-            i = t // up
-            r = R[t - i * up]  # its phase
-            j_lo, j_hi = max(0, i - (K - 1)), min(n - 1, i)  # taps outside the signal read zeros
-            off = K - 1 - i
-            xs, rs = x[j_lo:j_hi + 1], r[off + j_lo:off + j_hi + 1]
+            lo = i - (K - 1)  # the first input sample under the filter
             acc = 0.0
-            for k in range(xs.shape[0]):
-                acc += xs[k] * rs[k]
+            if lo >= 0 and i < n:
+                xs, r = x[lo:i + 1], R[p]  # slices: their loop vectorises (no index wraparound)
+                for k in range(K):
+                    acc += xs[k] * r[k]
+            else:  # taps outside the signal read zeros
+                for j in range(max(0, lo), min(n - 1, i) + 1):
+                    acc += x[j] * R[p, j - lo]
             out[m, c] = acc  # time first, as every signal here
+            i += step_i
+            p += step_p
+            if p >= up:
+                p -= up
+                i += 1
     return out
 
 

@@ -192,3 +192,35 @@ def test_check_not_input(tmp_path):
     link.symlink_to(src)
     with pytest.raises(ScratchnetError, match=r"link\.wav: output would overwrite the input"):
         audio.check_not_input(link, [str(src)])
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (1000, 2), (33, 3)])
+def test_to_pcm16_kernel_matches_numpy_twin(shape):
+    rng = np.random.default_rng(len(shape))
+    y = rng.standard_normal(shape) * 0.7  # some samples beyond full scale: they saturate
+    y.flat[0] = 1.0
+    q, peak = audio.to_pcm16(y)
+    q2, peak2 = audio.to_pcm16_numpy(y)
+    assert q.dtype == np.int16 and q.shape == y.shape
+    assert np.array_equal(q, q2) and peak == peak2
+    assert q.flat[0] == 32767  # +1.0 saturates; -1.0 is -32768
+    assert audio.to_pcm16(np.array([-1.0, 0.5 / 32768]))[0].tolist() == [-32768, 0]
+
+
+def test_pcm16_round_trip_is_exact(tmp_path):
+    """A 16-bit file read (libsndfile's 1/32768 scale) and written back is byte-identical."""
+    src = tmp_path / "in.wav"
+    q = np.random.default_rng(0).integers(-32768, 32768, size=(5000, 2), dtype=np.int16)
+    sf.write(src, q, 44100, subtype="PCM_16")
+    x, sr = sf.read(src)
+    with audio.AtomicWriter(tmp_path / "out.wav", sr, channels=2) as w:
+        w.write(x[:2000])
+        w.write(x[2000:])
+    assert (tmp_path / "out.wav").read_bytes() == src.read_bytes()
+
+
+def test_to_pcm16_names_a_non_finite_sample():
+    y = np.zeros(10)
+    y[3] = np.inf
+    with pytest.raises(ScratchnetError, match=r"vocals.wav: signal has 1 NaN or infinite samples \(first at sample 3\)"):
+        audio.to_pcm16(y, "vocals.wav")
