@@ -3,7 +3,8 @@
 The kernels live beside the one function that calls them: the overlap-add beside ``istft``,
 the recurrences in ``nn/rnn.py``, ``nn/gru.py`` and ``nn/lstm.py`` (the gated cells' small
 product in ``nn/gru.py``), the gather/scatter, max-pool and mask loops in their ``nn/`` files
-(where the readable pair is the twin), the fused loss beside its loss, Adam's update beside
+(where the readable pair is the twin), the 2-D convolution's unfold and fold in
+``nn/conv2d.py`` (their twins below), the fused loss beside its loss, Adam's update beside
 Adam.
 
 float64 must agree to round-off (the kernels and twins sum in different orders), float32 to
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from scratchnet import losses, optimizers, signal
-from scratchnet.nn import _gated, context, conv1d, mask, maxpool1d
+from scratchnet.nn import _gated, context, conv1d, conv2d, conv2d_transpose, mask, maxpool1d
 from scratchnet.nn import gru as G
 from scratchnet.nn import lstm as L
 from scratchnet.nn import rnn as R
@@ -88,6 +89,77 @@ def test_conv1d(dtype, tol, N, T, Cin, Cout, k):
     _close(dx, dx_ref, tol, "conv1d dx")
     _close(dw, dw_ref, tol, "conv1d dw")
     _close(db, db_ref, tol, "conv1d db")
+
+
+#: N, H, W, Cin, Cout, KH, KW, stride, padding: odd and even sizes, size-1 axes, padding beyond K-1
+CONV2D_CASES = [(1, 1, 1, 1, 1, 1, 1, 1, 0), (2, 5, 6, 3, 4, 3, 3, 1, 1), (2, 6, 7, 2, 3, 3, 3, 2, "same"),
+                (3, 7, 6, 3, 2, 2, 3, (2, 1), (0, 1)), (1, 4, 5, 2, 2, 2, 2, 1, (2, 3)), (2, 5, 5, 1, 3, 5, 3, 3, 2)]
+
+
+def _unfold_numpy(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw):
+    """conv2d._unfold's twin: sliding windows of the zero-padded input, rows q0..q1 of the batch."""
+    N, H, W, C = x.shape
+    x_pad = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))[:, ::sh, ::sw][:, :Ho, :Wo]
+    rows = win.transpose(0, 1, 2, 4, 5, 3).reshape(N * Ho, Wo * KH * KW * C)  # N,Ho,Wo,KH,KW,C by rows
+    return rows[q0:q1].reshape((q1 - q0) * Wo, KH * KW * C)
+
+
+def _fold_numpy(dcols, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, shape):
+    """conv2d._fold's twin: every column added, by np.add.at, onto the padded pixel it came from."""
+    N, H, W, C = shape
+    dx_pad = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dcols.dtype)
+    d = dcols.reshape(q1 - q0, Wo, KH, KW, C)
+    q, wo, i, j = np.meshgrid(np.arange(q0, q1), np.arange(Wo), np.arange(KH), np.arange(KW), indexing="ij")
+    np.add.at(dx_pad, ((q // Ho), (q % Ho) * sh + i, wo * sw + j), d)
+    return dx_pad[:, ph:ph + H, pw:pw + W]
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,H,W,C,KH,KW,stride,padding,q0,q1", [
+    (1, 1, 1, 1, 1, 1, 1, 0, 0, 1), (2, 5, 6, 3, 3, 3, 1, 1, 0, 10), (2, 6, 7, 2, 3, 3, 2, 1, 1, 5),
+    (3, 7, 6, 3, 2, 3, 2, 0, 2, 7), (1, 4, 5, 2, 3, 2, 1, 2, 3, 6)])
+def test_conv2d_unfold_and_fold(dtype, tol, N, H, W, C, KH, KW, stride, padding, q0, q1):
+    rng = np.random.default_rng(11)
+    x = _randn(rng, (N, H, W, C), dtype)
+    Ho, Wo = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+    geometry = (Ho, Wo, KH, KW, stride, stride, padding, padding)
+    cols = np.full(((q1 - q0) * Wo, KH * KW * C), np.nan, dtype)  # every entry must be written
+    _close(conv2d._unfold(x, q0, q1, *geometry, cols), _unfold_numpy(x, q0, q1, *geometry), tol, "unfold")
+    dcols = _randn(rng, cols.shape, dtype)
+    dx = conv2d._fold(dcols, q0, q1, *geometry, np.zeros_like(x))
+    _close(dx, _fold_numpy(dcols, q0, q1, *geometry, x.shape), tol, "fold")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,H,W,Cin,Cout,KH,KW,stride,padding", CONV2D_CASES)
+def test_conv2d(dtype, tol, N, H, W, Cin, Cout, KH, KW, stride, padding):
+    rng = np.random.default_rng(12)
+    x, w, b = _randn(rng, (N, H, W, Cin), dtype), _randn(rng, (KH, KW, Cin, Cout), dtype), _randn(rng, (Cout,), dtype)
+    out, cache = conv2d.conv2d_forward_fast(x, w, b, stride, padding)
+    out_ref, cache_ref = conv2d.conv2d_forward(x, w, b, stride, padding)
+    _close(out, out_ref, tol, "conv2d forward")
+    dout = _randn(rng, out.shape, dtype)
+    for name, g, g_ref in zip(("dx", "dw", "db"), conv2d.conv2d_backward_fast(dout, cache),
+                              conv2d.conv2d_backward(dout, cache_ref)):
+        _close(g, g_ref, tol, f"conv2d {name}")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,H,W,Cin,Cout,KH,KW,stride,padding,output_padding", [
+    (1, 1, 1, 1, 1, 1, 1, 1, 0, 0), (2, 3, 4, 3, 2, 3, 3, 2, 1, 1), (2, 4, 3, 2, 3, 4, 4, 2, 1, 0),
+    (1, 3, 3, 2, 2, 3, 2, (2, 3), (1, 0), (0, 2)), (2, 3, 5, 2, 1, 3, 3, 1, 1, 0)])
+def test_conv2d_transpose(dtype, tol, N, H, W, Cin, Cout, KH, KW, stride, padding, output_padding):
+    rng = np.random.default_rng(13)
+    x, w, b = _randn(rng, (N, H, W, Cin), dtype), _randn(rng, (KH, KW, Cout, Cin), dtype), _randn(rng, (Cout,), dtype)
+    T = conv2d_transpose
+    out, cache = T.conv2d_transpose_forward_fast(x, w, b, stride, padding, output_padding)
+    out_ref, cache_ref = T.conv2d_transpose_forward(x, w, b, stride, padding, output_padding)
+    _close(out, out_ref, tol, "conv2d_transpose forward")
+    dout = _randn(rng, out.shape, dtype)
+    for name, g, g_ref in zip(("dx", "dw", "db"), T.conv2d_transpose_backward_fast(dout, cache),
+                              T.conv2d_transpose_backward(dout, cache_ref)):
+        _close(g, g_ref, tol, f"conv2d_transpose {name}")
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)

@@ -13,8 +13,10 @@ from .check import check_gradients, numerical_gradient, rel_error
 THRESHOLD = 1e-6
 
 #: the groups of rows, in the order printed; ``--only`` picks among them
+#: (a group's random stream is its index here, so new groups go at the end: the rows of the
+#: others stay as they were)
 GROUPS = ("affine", "activations", "context", "conv1d", "maxpool1d", "mask", "rnn", "gru",
-          "lstm", "loss", "model", "level")
+          "lstm", "loss", "model", "level", "conv2d", "conv2d_transpose")
 
 
 def _layer_check(what, forward, inputs, grads, dout, h=1e-6):
@@ -67,6 +69,41 @@ def _conv1d_rows(rng):
     dx, dw, db = conv1d.conv1d_backward(dout, c)
     return _layer_check("conv1d (K=3)", lambda: conv1d.conv1d_forward(x, w, b)[0],
                         {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
+
+
+def _conv2d_rows(rng):
+    """The readable and the fast pair, stride 1 with "same" padding and stride 2 with padding 1."""
+    from ..nn import conv2d
+    x, w, b = rng.standard_normal((2, 5, 6, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
+    rows = []
+    for label, fwd, bwd in (("conv2d", conv2d.conv2d_forward, conv2d.conv2d_backward),
+                            ("conv2d (fast)", conv2d.conv2d_forward_fast, conv2d.conv2d_backward_fast)):
+        for stride, padding in ((1, "same"), (2, 1)):
+            out, c = fwd(x, w, b, stride, padding)
+            dout = rng.standard_normal(out.shape)
+            dx, dw, db = bwd(dout, c)
+            rows += _layer_check(f"{label} (3x3, s={stride}, p={padding})",
+                                 lambda: fwd(x, w, b, stride, padding)[0],
+                                 {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
+    return rows
+
+
+def _conv2d_transpose_rows(rng):
+    """Upsampling by 2 (3x3 kernel, padding 1, output padding 1) and stride 1, both pairs."""
+    from ..nn import conv2d_transpose as T
+    x, w, b = rng.standard_normal((2, 3, 4, 3)), rng.standard_normal((3, 3, 2, 3)), rng.standard_normal(2)
+    rows = []
+    for label, fwd, bwd in (("conv2d_transpose", T.conv2d_transpose_forward, T.conv2d_transpose_backward),
+                            ("conv2d_transpose (fast)", T.conv2d_transpose_forward_fast,
+                             T.conv2d_transpose_backward_fast)):
+        for stride, op in ((2, 1), (1, 0)):
+            out, c = fwd(x, w, b, stride, 1, op)
+            dout = rng.standard_normal(out.shape)
+            dx, dw, db = bwd(dout, c)
+            rows += _layer_check(f"{label} (3x3, s={stride}, p=1, op={op})",
+                                 lambda: fwd(x, w, b, stride, 1, op)[0],
+                                 {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
+    return rows
 
 
 def _maxpool1d_rows(rng):
@@ -245,7 +282,8 @@ def gradient_table(seed=0, *, only=None):
               "conv1d": _conv1d_rows, "maxpool1d": _maxpool1d_rows, "mask": _mask_rows,
               "rnn": _rnn_rows, "gru": lambda r: _gated_rows(r, "gru"),
               "lstm": lambda r: _gated_rows(r, "lstm"), "loss": _loss_rows,
-              "model": lambda r: _model_rows_all(seed), "level": _level_rows}
+              "model": lambda r: _model_rows_all(seed), "level": _level_rows,
+              "conv2d": _conv2d_rows, "conv2d_transpose": _conv2d_transpose_rows}
     rows = []
     for i, group in enumerate(GROUPS):
         if group in only:

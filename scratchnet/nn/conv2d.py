@@ -1,0 +1,280 @@
+"""2-D convolution over (time, frequency), with zero padding and a stride, channels last.
+
+Equations, a correlation as in every deep-learning library.  ``x_pad`` is x with ``ph`` zero
+frames above and below and ``pw`` zero bins on either side; the stride is ``(sh, sw)``::
+
+    out[n, h, w, o] = b[o] + sum_{i,j,c} x_pad[n, h*sh+i, w*sw+j, c] W[i, j, c, o]   (N, H', W', Cout)
+    dW[i, j]        = sum_{n,h,w} x_pad[n, h*sh+i, w*sw+j]^T dout[n, h, w]             (KH, KW, Cin, Cout)
+    db              = sum_{n,h,w} dout[n, h, w]                                        (Cout,)
+    dx_pad[n, s, r] = sum_{i,j} dil[n, s-i, r-j] W[i, j]^T                            (N, H+2ph, W+2pw, Cin)
+
+with ``H' = (H + 2 ph - KH) // sh + 1`` (W' alike) and ``dil`` the stride-dilated dout: dout[n, h, w]
+at (h*sh, w*sw), zeros between.  The last line is a *full* correlation of ``dil`` with the kernel
+flipped in both axes (``W[::-1, ::-1]``): each input pixel collects the gradient of every output
+whose window covered it, through the same tap.  dx is dx_pad without its padding.  Rows of
+x_pad that no window reached (when ``sh`` does not divide ``H + 2 ph - KH``) get no gradient.
+
+``padding="same"`` (odd kernels) pads ``(KH-1)//2`` and ``(KW-1)//2``: with stride 1 the output
+keeps the input's size, with stride s it has ``ceil(H / s)`` frames.
+
+The readable pair writes the sums as ``einsum`` over sliding windows.  The fast pair unfolds a
+block of output rows at a time ("im2col": row = one output pixel, columns = its KH*KW*Cin
+inputs, the padding written as zeros by the kernel, no padded copy of x) into a buffer small
+enough to stay in the core's cache, and multiplies it by the (KH*KW*Cin, Cout) weight matrix:
+one GEMM per block with the largest inner dimension the layer offers.  Backward unfolds each
+block again (cheaper than keeping the whole unfolded input: it stays in cache) for dW; with
+stride 1, dx is the forward's convolution of dout with the flipped kernel, and with a larger
+stride each block's unfolded gradient ``dout W^T`` is folded back by the adjoint kernel.
+"""
+import numpy as np
+from numba import njit
+
+
+def _pair(value, name, low):
+    """(a, b) from an int or a pair of ints, each >= low; a message naming ``name`` otherwise."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low for v in pair)):
+        kind = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name}={value!r} must be {kind} or a pair of them")
+    return int(pair[0]), int(pair[1])
+
+
+def conv2d_geometry(w_shape, stride, padding):
+    """``(sh, sw), (ph, pw)`` from the arguments, checked; ``padding`` may be "same" or "valid".
+
+    "same" needs odd kernel sides (it pads (K-1)//2 on both sides of each axis).
+    """
+    KH, KW = w_shape[:2]
+    stride = _pair(stride, "stride", 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return stride, (0, 0)
+        if padding != "same":
+            raise ValueError(f"{padding=} must be 'same', 'valid', an integer >= 0 or a pair of them")
+        if KH % 2 == 0 or KW % 2 == 0:
+            raise ValueError(f"padding='same' needs an odd kernel, got {KH}x{KW}: give the padding as numbers")
+        return stride, ((KH - 1) // 2, (KW - 1) // 2)
+    return stride, _pair(padding, "padding", 0)
+
+
+def _check(x, w, b, stride, padding):
+    """The geometry ``(sh, sw), (ph, pw), (H', W')`` after checking every shape."""
+    if x.ndim != 4 or w.ndim != 4 or x.shape[3] != w.shape[2] or b.shape != (w.shape[3],):
+        raise ValueError(f"conv2d: x {x.shape}, w {w.shape}, b {b.shape} do not fit "
+                         f"(N, H, W, Cin) (KH, KW, Cin, Cout) (Cout,)")
+    (sh, sw), (ph, pw) = conv2d_geometry(w.shape, stride, padding)
+    H, W = x.shape[1:3]
+    KH, KW = w.shape[:2]
+    if H + 2 * ph < KH or W + 2 * pw < KW:
+        raise ValueError(f"conv2d: a {KH}x{KW} kernel does not fit an input of {H}x{W} padded by {(ph, pw)}")
+    return (sh, sw), (ph, pw), ((H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1)
+
+
+# --------------------------------------------------------------------------- readable pair
+def conv2d_forward(x, w, b, stride=(1, 1), padding=(0, 0)):
+    """2-D convolution (a correlation) of channel-last maps.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, H, W, Cin)
+        Batch, time frames, frequency bins, channels.
+    w : ndarray, shape (KH, KW, Cin, Cout)
+    b : ndarray, shape (Cout,)
+    stride : int or (int, int)
+        ``(sh, sw)``: output pixels are taken every sh frames and sw bins.
+    padding : int, (int, int), "same" or "valid"
+        ``(ph, pw)`` zeros on both sides of each axis; "same" is ``((KH-1)//2, (KW-1)//2)``
+        (odd kernels), "valid" is 0.
+
+    Returns
+    -------
+    out : ndarray, shape (N, H', W', Cout)
+        ``H' = (H + 2 ph - KH) // sh + 1``, W' alike.
+    cache : tuple
+
+    Examples
+    --------
+    >>> x, w, b = np.ones((1, 4, 6, 1)), np.ones((3, 3, 1, 2)), np.zeros(2)
+    >>> out, _ = conv2d_forward(x, w, b, stride=2, padding="same")
+    >>> out.shape, out[0, :, :, 0].tolist()
+    ((1, 2, 3, 2), [[4.0, 6.0, 6.0], [6.0, 9.0, 9.0]])
+    """
+    (sh, sw), (ph, pw), _ = _check(x, w, b, stride, padding)
+    KH, KW = w.shape[:2]
+    x_pad = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))  # N,H+2ph,W+2pw,Cin
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))[:, ::sh, ::sw]  # N,H',W',Cin,KH,KW
+    # optimize: one tensordot instead of einsum's six nested loops (the same sum)
+    out = np.einsum("nhwcij,ijco->nhwo", win, w, optimize=True) + b  # N,H',W',Cout
+    return out, (x_pad, w, (sh, sw), (ph, pw), x.shape[1:3])
+
+
+def conv2d_input_grad(dout, w, size, stride, padding):
+    """dx of a convolution: the full correlation of the dilated ``dout`` with the flipped kernel.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, H', W', Cout)
+    w : ndarray, shape (KH, KW, Cin, Cout)
+    size : (int, int)
+        ``(H, W)`` of the convolution's input (several sizes give the same H' when sh > 1).
+    stride, padding : (int, int)
+        ``(sh, sw)`` and ``(ph, pw)``, as numbers.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, H, W, Cin)
+    """
+    (sh, sw), (ph, pw) = stride, padding
+    KH, KW, Cin, Cout = w.shape
+    N, Ho, Wo, _ = dout.shape
+    H_pad, W_pad = size[0] + 2 * ph, size[1] + 2 * pw
+    dil = np.zeros((N, (Ho - 1) * sh + 1, (Wo - 1) * sw + 1, Cout), dout.dtype)
+    dil[:, ::sh, ::sw] = dout  # dout[h, w] at (h*sh, w*sw), zeros between
+    extra_h, extra_w = H_pad - (Ho - 1) * sh - KH, W_pad - (Wo - 1) * sw - KW  # rows no window reached
+    dil_pad = np.pad(dil, ((0, 0), (KH - 1, KH - 1 + extra_h), (KW - 1, KW - 1 + extra_w), (0, 0)))
+    dwin = np.lib.stride_tricks.sliding_window_view(dil_pad, (KH, KW), axis=(1, 2))  # N,H_pad,W_pad,Cout,KH,KW
+    # window (k, l) of dil_pad at s holds dil[s - (KH-1) + k]: it meets the flipped tap W[KH-1-k]
+    dx_pad = np.einsum("nsrokl,klco->nsrc", dwin, w[::-1, ::-1], optimize=True)  # N,H_pad,W_pad,Cin
+    return dx_pad[:, ph:ph + size[0], pw:pw + size[1]]
+
+
+def conv2d_backward(dout, cache):
+    """Backward of :func:`conv2d_forward`: dout (N, H', W', Cout) -> dx (N, H, W, Cin), dw, db."""
+    x_pad, w, (sh, sw), (ph, pw), size = cache
+    KH, KW = w.shape[:2]
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))[:, ::sh, ::sw]  # N,H',W',Cin,KH,KW
+    dw = np.einsum("nhwcij,nhwo->ijco", win, dout, optimize=True)  # KH,KW,Cin,Cout
+    db = dout.sum(axis=(0, 1, 2))  # Cout
+    dx = conv2d_input_grad(dout, w, size, (sh, sw), (ph, pw))  # N,H,W,Cin
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- kernels
+@njit(cache=True, nogil=True)
+def _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols):
+    """Output rows q0 <= q < q1 of the batch (q = n*Ho + h) unfolded: for r = (q-q0)*Wo + w,
+
+    ``cols[r, (i*KW + j)*C + c] = x[n, h*sh+i-ph, w*sw+j-pw, c]``, 0 where that falls outside x.
+    """
+    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    for q in range(q0, q1):
+        n, h = q // Ho, q % Ho
+        r0 = (q - q0) * Wo
+        for i in range(KH):
+            hi = h * sh + i - ph
+            for j in range(KW):
+                base = (i * KW + j) * C
+                for wo in range(Wo):
+                    wj = wo * sw + j - pw
+                    if 0 <= hi < H and 0 <= wj < W:
+                        for c in range(C):
+                            cols[r0 + wo, base + c] = x[n, hi, wj, c]
+                    else:
+                        for c in range(C):
+                            cols[r0 + wo, base + c] = 0.0  # the zero padding
+    return cols
+
+
+@njit(cache=True, nogil=True)
+def _fold(dcols, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx):
+    """The adjoint of :func:`_unfold`: each column of ``dcols`` added back onto the pixel it came from."""
+    H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
+    for q in range(q0, q1):
+        n, h = q // Ho, q % Ho
+        r0 = (q - q0) * Wo
+        for i in range(KH):
+            hi = h * sh + i - ph
+            if hi < 0 or hi >= H:
+                continue  # a padding row: its gradient is dropped
+            for j in range(KW):
+                base = (i * KW + j) * C
+                for wo in range(Wo):
+                    wj = wo * sw + j - pw
+                    if 0 <= wj < W:
+                        for c in range(C):
+                            dx[n, hi, wj, c] += dcols[r0 + wo, base + c]  # += : windows overlap
+    return dx
+
+
+# --------------------------------------------------------------------------- fast pair
+_BLOCK_BYTES = 1 << 18  # an unfolded block this size stays in a core's L2 cache with its GEMM
+
+
+def _blocks(N, Ho, Wo, K, itemsize):
+    """Ranges (q0, q1) of output rows (q = n*Ho + h) whose unfolded block fits _BLOCK_BYTES."""
+    rows = max(1, _BLOCK_BYTES // (Wo * K * itemsize))
+    return [(q0, min(q0 + rows, N * Ho)) for q0 in range(0, N * Ho, rows)], rows
+
+
+def _conv_fast(x, w, b, stride, padding, out_size):
+    """The convolution of ``x`` (N, H, W, C) by ``w`` (KH, KW, C, Cout), block by block."""
+    (sh, sw), (ph, pw), (Ho, Wo) = stride, padding, out_size
+    KH, KW, C, Cout = w.shape
+    N, K = x.shape[0], KH * KW * C
+    wmat = np.ascontiguousarray(w).reshape(K, Cout)  # row (i*KW + j)*C + c: tap (i, j), channel c
+    out = np.empty((N * Ho * Wo, Cout), x.dtype)  # rows in (n, h, w) order: (N, H', W', Cout) flattened
+    blocks, rows = _blocks(N, Ho, Wo, K, x.dtype.itemsize)
+    cols = np.empty((rows * Wo, K), x.dtype)
+    for q0, q1 in blocks:
+        c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
+        o = out[q0 * Wo:q1 * Wo]
+        np.matmul(c, wmat, out=o)  # the block's pixels in one GEMM, inner dimension KH*KW*Cin
+        if b is not None:
+            o += b  # while the block is in cache
+    return out.reshape(N, Ho, Wo, Cout)
+
+
+def conv2d_forward_fast(x, w, b, stride=(1, 1), padding=(0, 0)):
+    """:func:`conv2d_forward` as one cache-sized im2col GEMM per block of output rows."""
+    (sh, sw), (ph, pw), (Ho, Wo) = _check(x, w, b, stride, padding)
+    dtype = np.result_type(x.dtype, w.dtype, b.dtype)
+    x = np.ascontiguousarray(x, dtype)  # N,H,W,Cin: no padded copy, the kernel writes the zeros
+    w = np.ascontiguousarray(w, dtype)
+    out = _conv_fast(x, w, b.astype(dtype, copy=False), (sh, sw), (ph, pw), (Ho, Wo))
+    return out, (x, w, (sh, sw), (ph, pw))
+
+
+def conv2d_input_grad_fast(dout, w, size, stride, padding):
+    """:func:`conv2d_input_grad`: with stride 1 a convolution of dout by the flipped kernel,
+    else each block's ``dout W^T`` folded back onto the input."""
+    (sh, sw), (ph, pw) = stride, padding
+    KH, KW, Cin, Cout = w.shape
+    N, Ho, Wo, _ = dout.shape
+    dout = np.ascontiguousarray(dout)
+    if (sh, sw) == (1, 1):
+        # dx[s] = sum_i dout[s + ph - i] W[i]^T = sum_k dout[s - (KH-1-ph) + k] W[KH-1-k]^T: a plain
+        # convolution of dout, padded by K-1-p, with the kernel flipped and its channels swapped
+        w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2)  # KH,KW,Cout,Cin
+        return _conv_fast(dout, w_flip, None, (1, 1), (KH - 1 - ph, KW - 1 - pw), size)
+    K = KH * KW * Cin
+    wmat_t = np.ascontiguousarray(w.reshape(K, Cout).T)  # Cout,K
+    dx = np.zeros((N,) + tuple(size) + (Cin,), dout.dtype)
+    dout_rows = dout.reshape(N * Ho * Wo, Cout)
+    blocks, rows = _blocks(N, Ho, Wo, K, dout.dtype.itemsize)
+    dcols = np.empty((rows * Wo, K), dout.dtype)
+    for q0, q1 in blocks:
+        d = dcols[:(q1 - q0) * Wo]
+        np.matmul(dout_rows[q0 * Wo:q1 * Wo], wmat_t, out=d)  # each pixel's gradient on its KH*KW*Cin inputs
+        _fold(d, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx)
+    return dx
+
+
+def conv2d_backward_fast(dout, cache, *, input_grad=True):
+    """:func:`conv2d_backward`; ``input_grad=False`` returns ``dx = None`` and skips its work."""
+    x, w, (sh, sw), (ph, pw) = cache
+    KH, KW, Cin, Cout = w.shape
+    N, Ho, Wo, _ = dout.shape
+    K = KH * KW * Cin
+    dout = np.ascontiguousarray(dout, x.dtype)
+    dout_rows = dout.reshape(N * Ho * Wo, Cout)
+    dwmat, part = np.zeros((K, Cout), x.dtype), np.empty((K, Cout), x.dtype)
+    blocks, rows = _blocks(N, Ho, Wo, K, x.dtype.itemsize)
+    cols = np.empty((rows * Wo, K), x.dtype)
+    for q0, q1 in blocks:  # unfold again rather than keep the forward's: a block stays in cache
+        c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
+        dwmat += np.matmul(c.T, dout_rows[q0 * Wo:q1 * Wo], out=part)  # += : summed over the blocks
+    dw, db = dwmat.reshape(KH, KW, Cin, Cout), dout_rows.sum(axis=0)
+    if not input_grad:
+        return None, dw, db
+    return conv2d_input_grad_fast(dout, w, x.shape[1:3], (sh, sw), (ph, pw)), dw, db
