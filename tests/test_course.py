@@ -204,7 +204,7 @@ PLANTED = {  # id: (checker, bug, kwargs, the hint's words)
                                 "the ReLU mask is missing"),
     "step: dWh transposed": (course.check_rnn_step_backward, step_dWh_transposed, {}, "dWh: it is transposed"),
     "step: db not summed": (course.check_rnn_step_backward, step_db_not_summed, {},
-                            "its sum over axis 0 (batch) is right"),
+                            "it is dz itself, not summed; db sums dz over axis 0 (batch)"),
     "step: stub": (course.check_rnn_step_backward, stub, {},
                    "the stub is still in place"),
     "bptt: no carry": (course.check_bptt, lambda dh, c: _bptt(dh, c, carry=False), {},

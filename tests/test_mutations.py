@@ -59,7 +59,7 @@ def step_dWh_transposed(dnext_h, cache):
     return dz @ Wx.T, dz @ Wh.T, x.T @ dz, dz.T @ prev_h, dz.sum(axis=0)
 
 
-@bug(course.check_rnn_step_backward, "db: it has shape (3, 5), expected (5,): its sum over axis 0 (batch) is right")
+@bug(course.check_rnn_step_backward, "db: it has shape (3, 5), expected (5,): it is dz itself, not summed; db sums dz over axis 0 (batch)")
 def step_db_not_summed(dnext_h, cache):
     x, prev_h, Wx, Wh, next_h = cache
     dz = dnext_h * (next_h > 0)
@@ -601,7 +601,7 @@ def conv_kernel_not_flipped(dout, cache):
     return np.einsum("nsoj,jco->nsc", win, w)[:, left:left + T], dw, dout.sum(axis=(0, 1))
 
 
-@bug(course.check_conv1d_backward, "db: it has shape (2, 4), expected (4,): its sum over axis 0 (size 2) is right")
+@bug(course.check_conv1d_backward, "db: it has shape (2, 4), expected (4,): it is dout summed over axis 1 (time); db sums dout over axis 0 (batch), axis 1 (time)")
 def conv_db_over_time_only(dout, cache):
     x_pad, w, left, T, K, dw, win = _conv_parts(dout, cache)
     return np.einsum("nsoj,jco->nsc", win, w[::-1])[:, left:left + T], dw, dout.sum(axis=1)
@@ -896,6 +896,105 @@ def gru_reusing_its_cache_in_place(dnext_h, cache):
     dxw = np.concatenate([da_r, da_z, da_n], axis=1)
     dhw = np.concatenate([da_r, da_z, da_n * r], axis=1)
     return dxw @ Wx.T, dnext_h * z + dhw @ Wh.T, x.T @ dxw, prev_h.T @ dhw, dxw.sum(axis=0), dhw.sum(axis=0)
+
+
+# =========================================================================== bugs found by probing
+# Written after the bank above, as other learners would: the diagnosis was then extended where a
+# generic form was missing (a sum over the wrong axis, a factor left out), and the rest is absent.
+@bug(course.check_rnn_step_backward, "it is dz summed over axis 1 (hidden); db sums dz over axis 0 (batch)")
+def step_db_wrong_axis(dnext_h, cache):
+    x, prev_h, Wx, Wh, next_h = cache
+    dz = dnext_h * (next_h > 0)
+    return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=1)
+
+
+@bug(course.check_rnn_step_backward, "the mask is h_{t-1}'s (prev_h > 0)")
+def step_mask_of_prev_h(dnext_h, cache):
+    x, prev_h, Wx, Wh, next_h = cache
+    dz = dnext_h * (prev_h > 0)
+    return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=0)
+
+
+@bug(course.check_bptt, "dWh: step 0 is missing")
+def bptt_dWh_without_step_zero(dh, cache):
+    step_caches, h0 = cache
+    dx, dprev = _zeros(dh, step_caches)
+    dWx = dWh = db = 0
+    for t in reversed(range(dh.shape[1])):
+        dx[:, t], dprev, a, b, c = rnn.rnn_step_backward(dh[:, t] + dprev, step_caches[t])
+        dWx, db = dWx + a, db + c
+        if t > 0:
+            dWh = dWh + b   # "h_{-1} is zero"
+    return dx, dprev, dWx, dWh, db
+
+
+@bug(course.check_loss, "has the wrong sign", kind="kl")
+def kl_log_flipped(y1, y2, t1, t2, gamma=0.0):
+    def div(t, y):
+        tf, yf = t + E, y + E
+        return tf * np.log(yf / tf) - tf + yf, tf / yf + 1
+    return _objective(div)(y1, y2, t1, t2, gamma)
+
+
+@bug(course.check_loss, "off by a factor N*T = 6", kind="mse")
+def mse_grad_not_divided(y1, y2, t1, t2, gamma=0.0):
+    n = y1.size // y1.shape[-1]
+    loss = (np.sum((y1 - t1) ** 2) + np.sum((y2 - t2) ** 2) - gamma * (np.sum((y1 - t2) ** 2) + np.sum((y2 - t1) ** 2))) / n
+    return loss, 2 * ((y1 - t1) - gamma * (y1 - t2)), 2 * ((y2 - t2) - gamma * (y2 - t1))
+
+
+@bug(course.check_loss, None, kind="is")
+def is_ratio_inverted(y1, y2, t1, t2, gamma=0.0):
+    def div(t, y):
+        tf, yf = t + E, y + E
+        r = yf / tf
+        return r - np.log(r) - 1, (1 - 1 / r) / tf
+    return _objective(div)(y1, y2, t1, t2, gamma)
+
+
+@bug(course.check_conv1d_backward, None)
+def conv_dw_dout_flipped(dout, cache):
+    x_pad, w, left, T, K, dw, win = _conv_parts(dout, cache)
+    dw2 = np.einsum("ntck,nto->kco", np.lib.stride_tricks.sliding_window_view(x_pad, K, axis=1), dout[:, ::-1])
+    return np.einsum("nsoj,jco->nsc", win, w[::-1])[:, left:left + T], dw2, dout.sum(axis=(0, 1))
+
+
+@bug(course.check_conv1d_backward, "it is dout summed over axis 0 (batch), axis 1 (time), axis 2 (output channel)")
+def conv_db_scalar(dout, cache):
+    x_pad, w, left, T, K, dw, win = _conv_parts(dout, cache)
+    return np.einsum("nsoj,jco->nsc", win, w[::-1])[:, left:left + T], dw, dout.sum()
+
+
+@bug(course.check_maxpool1d_backward, "it is shifted by one along axis 1 (time)")
+def pool_crop_from_zero(dout, cache):
+    argmax, T_pad, left, T = cache
+    N, _, C = dout.shape
+    dx = np.zeros((N, T_pad, C))
+    np.add.at(dx, (np.arange(N)[:, None, None], argmax, np.arange(C)[None, None, :]), dout)
+    return dx[:, :T]
+
+
+@bug(course.check_lstm_step_backward, "lacks o")
+def lstm_dc_without_o(dnext_h, dnext_c, cache):
+    x, prev_h, prev_c, Wx, Wh, i, f, g, o, tc = cache
+    do = dnext_h * tc
+    dc = dnext_c + dnext_h * (1 - tc * tc)
+    da = np.concatenate([dc * g * i * (1 - i), dc * prev_c * f * (1 - f), dc * i * (1 - g * g), do * o * (1 - o)], 1)
+    return da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, prev_h.T @ da, da.sum(0)
+
+
+@bug(course.check_gru_step_backward, "the direct path is dnext_h (1 - z)")
+def gru_direct_path_1_minus_z(dnext_h, cache):
+    x, prev_h, Wx, Wh, r, z, n, hn = cache
+    dx, dprev_h, *rest = gru.gru_step_backward(dnext_h, cache)
+    return (dx, dprev_h - dnext_h * z + dnext_h * (1 - z), *rest)
+
+
+@bug(course.check_mask_backward, "da lacks the factor X")
+def mask_without_X(dy1, dy2, cache):
+    a1, a2, X, s, g1, g2 = _gains(cache)
+    dX = dy1 * g1 + dy2 * g2
+    return np.concatenate([(dy1 - dX) / s * np.sign(a1), (dy2 - dX) / s * np.sign(a2)], -1), dX
 
 
 # =========================================================================== the bank

@@ -376,15 +376,18 @@ class Hypothesis:
     """A named bug and what it returns: ``hint`` and {tensor name: array} for some tensors.
 
     It explains a wrong tensor when its array there reproduces the learner's (to MATCH).
+    ``partial``: whether it may explain some of the tensors it predicts while the others are
+    right (a derivative written wrong in one product only); a bug of the whole loop (the carry
+    left out) explains nothing unless it reproduces every tensor it predicts.
     """
 
-    def __init__(self, hint, arrays):
-        self.hint, self.arrays = hint, dict(arrays)
+    def __init__(self, hint, arrays, partial=True):
+        self.hint, self.arrays, self.partial = hint, dict(arrays), partial
 
     @classmethod
-    def of(cls, hint, names, outputs, only=None):
+    def of(cls, hint, names, outputs, only=None, partial=True):
         """A hypothesis from a whole backward's outputs (a tuple in the order of ``names``)."""
-        return cls(hint, {n: o for n, o in zip(names, outputs) if only is None or n in only})
+        return cls(hint, {n: o for n, o in zip(names, outputs) if only is None or n in only}, partial)
 
 
 class Terms:
@@ -468,6 +471,12 @@ def _size_constants(dims):
     return out
 
 
+def _named(c, dims, constants):
+    """Is ``c`` one of the constants a bug makes (a one-number array fits any factor, so only these)?"""
+    known = [float(k) for k in (constants or {})] + [-1.0, 2.0, 0.5] + [float(f) for f in _size_constants(dims)]
+    return any(abs(abs(c) - abs(k)) <= 1e-6 * max(1, abs(k)) for k in known)
+
+
 def _name_constant(c, dims, constants):
     """The words for a factor ``c``: the checker's own words first, then 2, 1/2, the sizes."""
     words = [w for k, w in (constants or {}).items() if abs(k - c) <= 1e-6 * max(1, abs(c))]
@@ -510,7 +519,7 @@ def generic_explain(name, g, r, dims=None, axes=None, constants=None, zero_hint=
             return zero_hint or "it is all zeros: was it computed, or only initialised?"
         if np.any(r):
             c = float(np.vdot(g, r) / np.vdot(r, r))
-            if abs(c - 1) > 1e-6 and c != 0 and matches(g, c * r):
+            if abs(c - 1) > 1e-6 and c != 0 and matches(g, c * r) and (r.size > 1 or _named(c, dims, constants)):
                 return f"it is {_name_constant(c, dims, constants)}"
         for perm in itertools.permutations(range(r.ndim)):
             if perm != tuple(range(r.ndim)) and r.transpose(perm).shape == g.shape and matches(g, r.transpose(perm)):
@@ -556,11 +565,28 @@ def generic_explain(name, g, r, dims=None, axes=None, constants=None, zero_hint=
     return f"{shape}: a gradient has the shape of what it is the gradient of"
 
 
-def explain(case, hypotheses=(), terms=None, dims=None, axes=None, constants=None, zero_hints=None):
+def _reduction_explain(name, g, r, full, words, summed, axes):
+    """``g`` is ``full`` summed over other axes than the reference's ``summed``."""
+    g = as_array(g).astype(np.float64)
+    labels = lambda ks: ", ".join(_axis_name(axes, name + "/full", k, full.ndim, full.shape[k]) for k in ks)  # noqa: E731
+    for r_ in range(0, full.ndim + 1):
+        for ks in itertools.combinations(range(full.ndim), r_):
+            if ks != tuple(summed) and np.shape(full.sum(axis=ks)) == g.shape and matches(g, full.sum(axis=ks)):
+                what = f"{words} summed over {labels(ks)}" if ks else f"{words} itself, not summed"
+                return f"it has shape {g.shape}, expected {r.shape}: it is {what}; {name} sums {words} over {labels(summed)}"
+    return None
+
+
+def explain(case, hypotheses=(), terms=None, dims=None, axes=None, constants=None, zero_hints=None,
+            unreduced=None):
     """Hints for the wrong tensors of ``case``: ({tensor: hint}, [hint lines]).
 
-    Each wrong tensor gets the first explanation that reproduces it (see the module's
-    docstring); the lines group the tensors that one explanation covers.
+    Each wrong tensor gets the first explanation that reproduces it: a hypothesis that
+    reproduces every tensor it predicts (the one covering most first; two that give the same
+    numbers are both named), the terms, a hypothesis that reproduces this tensor only, the
+    algebraic forms.  The lines group the tensors that one explanation covers.
+    ``unreduced`` {tensor: (array, words, axes)}: what the reference sums over ``axes`` (dz for
+    db), for a learner's sum over other axes.
     """
     found, claimed = {}, {}
     failing = case.failing
@@ -570,12 +596,17 @@ def explain(case, hypotheses=(), terms=None, dims=None, axes=None, constants=Non
     for order, h in enumerate(hypotheses):
         hits = [n for n in h.arrays if n in case.names and matches(case.get(n), h.arrays[n])]
         explained = [n for n in failing if n in hits]
-        if explained:
+        if explained and (h.partial or len(hits) == len(h.arrays)):
             scored.append((len(hits) < len(h.arrays), -len(explained), order, h, explained))
     ranked = sorted(scored, key=lambda s: s[:3])
+    partly = {}
     for partial, minus, _, h, explained in ranked:
         for n in explained:
-            if n not in claimed and (not partial or np.any(h.arrays[n])):
+            if partial:
+                if np.any(h.arrays[n]):
+                    partly.setdefault(n, h.hint)
+                continue
+            if n not in claimed:
                 claimed[n] = h.hint
                 # another bug that gives the very same numbers here: say both, and that they agree
                 twins = [o.hint for p, m, _, o, e in ranked if o is not h and (p, m) == (partial, minus)
@@ -589,6 +620,10 @@ def explain(case, hypotheses=(), terms=None, dims=None, axes=None, constants=Non
         hint = claimed.get(name)
         if hint is None and terms and name in terms:
             hint = _terms_explain(name, g, terms[name])
+        if hint is None:
+            hint = partly.get(name)
+        if hint is None and unreduced and name in unreduced and as_array(g).shape != r.shape:
+            hint = _reduction_explain(name, g, r, *unreduced[name], axes)
         if hint is None:
             hint = generic_explain(name, g, r, dims, (axes or {}), (constants or {}).get(name, {}),
                                    (zero_hints or {}).get(name))

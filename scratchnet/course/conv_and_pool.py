@@ -15,7 +15,8 @@ from ._check import (REFERENCE, TOL, Case, Hypothesis, Terms, call, call_learner
 # --------------------------------------------------------------------------- conv1d
 _CONV_NAMES = ("dx", "dw", "db")
 _CONV_AXES = {"dx": ("batch", "time", "input channel"), "dw": ("tap", "input channel", "output channel"),
-              "db": [("output channel",), ("batch", "time", "output channel")]}
+              "db": [("output channel",), ("batch", "time", "output channel")],
+              "db/full": ("batch", "time", "output channel")}
 _FLIP_HINT = ("dx is a full correlation of dout with the kernel flipped in time, dx_pad[s] = sum_k dout[s-k] "
               "w[k]^T -- pad dout with K-1 zero frames on both sides, correlate with w[::-1], then drop the "
               "(K-1)//2 padded frames on the left")
@@ -66,7 +67,8 @@ def check_conv1d_backward(fn, *, forward=None, seed=0, tol=TOL, verbose=True, **
         found, hints = {}, []
         if not case.ok:
             hyps, terms = _conv_diagnosis(case.parts["dout"], case.parts["w"], d["T"])
-            found, hints = explain(case, hyps, terms, dims=d, axes=_CONV_AXES)
+            found, hints = explain(case, hyps, terms, dims=d, axes=_CONV_AXES,
+                                   unreduced={"db": (case.parts["dout"], "dout", (0, 1))})
             if "dx" in set(case.failing) - set(found):
                 one_tap = d["K"] > 1 and _conv_case(fn, forward, np.random.default_rng(seed), tol=tol,
                                                     **dict(d, K=1)).ok

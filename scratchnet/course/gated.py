@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 
-from ._check import (REFERENCE, TOL, Case, Hypothesis, call, call_learner, derivative_hypotheses, explain,
+from ._check import (REFERENCE, TOL, Case, Hypothesis, Terms, call, call_learner, derivative_hypotheses, explain,
                      finish, numeric, run, shape_error, sizes, snapshot, square_rerun)
 
 _LSTM_NAMES = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
@@ -20,14 +20,14 @@ _AXES = {"dx": ("batch", "input"), "dprev_h": ("batch", "hidden"), "dprev_c": ("
 
 
 # --------------------------------------------------------------------------- LSTM
-def _lstm_grads(dnext_h, dnext_c, cache, deriv=None, direct_c=True, through_h=True, dprev_c_gate="f",
+def _lstm_grads(dnext_h, dnext_c, cache, deriv=None, direct_c=True, through_h=True, o_in_dc=True, dprev_c_gate="f",
                 df_state=None, do_state=None, swap_di_dg=False, order=(0, 1, 2, 3), dx_W=None):
     """The LSTM step backward with every factor replaceable: {tensor: array}."""
     x, prev_h, prev_c, Wx, Wh, i, f, g, o, tc = cache
     D = dict(i=i * (1 - i), f=f * (1 - f), g=1 - g * g, o=o * (1 - o), tc=1 - tc * tc)
     D.update(deriv or {})
     do = dnext_h * (tc if do_state is None else do_state)
-    dc = (dnext_c if direct_c else 0) + (dnext_h * o * D["tc"] if through_h else 0)
+    dc = (dnext_c if direct_c else 0) + (dnext_h * (o if o_in_dc else 1) * D["tc"] if through_h else 0)
     di, df, dg = (dc * i, dc * prev_c, dc * g) if swap_di_dg else (dc * g, dc * prev_c, dc * i)
     if df_state is not None:
         df = dc * df_state
@@ -50,7 +50,9 @@ def _lstm_hypotheses(dnext_h, dnext_c, cache):
         Hypothesis("dnext_c is left out: the cell's total gradient is dnext_c (from step t+1) plus what comes "
                    "through h_t = o tanh(c_t), dnext_h o (1 - tanh(c_t)^2)", grads(direct_c=False)),
         Hypothesis("the cell also gets gradient through h_t = o tanh(c_t): dc = dnext_c + dnext_h o "
-                   "(1 - tanh(c_t)^2)", grads(through_h=False))]
+                   "(1 - tanh(c_t)^2)", grads(through_h=False)),
+        Hypothesis("the cell's gradient through h_t = o tanh(c_t) lacks o: dc = dnext_c + dnext_h o (1 - tanh(c_t)^2)",
+                   grads(o_in_dc=False))]
     hyps += derivative_hypotheses(lambda d: grads(deriv=dict(tc=d)), "tanh(c_t)", "tanh", tc, "tanh(c)",
                                   pre=next_c, pre_symbol="c")
     both = np.concatenate([i, f, o], axis=1)
@@ -198,6 +200,18 @@ def _gru_hypotheses(dnext_h, cache):
     return hyps
 
 
+def _gru_terms(dnext_h, cache):
+    """dprev_h as its two paths: direct (dnext_h z) and through the gates (dhw Wh^T)."""
+    x, prev_h, Wx, Wh, r, z, n, hn = cache
+    direct = dnext_h * z
+    gates = REFERENCE["gru_step_backward"](dnext_h, cache)[1] - direct
+    why = "h_t = (1 - z) n + z h_{t-1}: dprev_h = dnext_h z + dhw Wh^T"
+    return {"dprev_h": Terms([("the direct path dnext_h z", direct), ("the path through the gates, dhw Wh^T,", gates)],
+                             swaps=[("the direct path dnext_h z", dnext_h * (1 - z),
+                                     f"the direct path is dnext_h (1 - z): {why}, the share z of h_{{t-1}} is kept")],
+                             why={"the direct path dnext_h z": why, "the path through the gates, dhw Wh^T,": why})}
+
+
 def _gru_case(fn, forward, rng, N, D, H, tol):
     x, prev_h = rng.standard_normal((N, D)), rng.standard_normal((N, H))
     Wx, Wh = 0.5 * rng.standard_normal((D, 3 * H)), 0.5 * rng.standard_normal((H, 3 * H))
@@ -226,7 +240,8 @@ def check_gru_step_backward(fn, *, forward=None, seed=0, tol=TOL, verbose=True, 
     title = f"check_gru_step_backward: N={d['N']} D={d['D']} H={d['H']}, seed {seed}"
 
     def diagnose(case, d):
-        found, hints = explain(case, _gru_hypotheses(case.parts["dnext_h"], case.parts["cache"]), dims=d, axes=_AXES)
+        found, hints = explain(case, _gru_hypotheses(case.parts["dnext_h"], case.parts["cache"]),
+                               _gru_terms(case.parts["dnext_h"], case.parts["cache"]), dims=d, axes=_AXES)
         if d["D"] != 3 * d["H"]:
             sq = dict(d, D=3 * d["H"])
             found, hints = square_rerun(case, found, hints, lambda: diagnose(

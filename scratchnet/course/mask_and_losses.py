@@ -66,7 +66,9 @@ def _mask_diagnosis(dy1, dy2, a, X, eps):
         Hypothesis("dX pairs each dy with the other gain: y1 = g1 X, y2 = g2 X, so dX = dy1 g1 + dy2 g2",
                    {"dX": dy1 * g2 + dy2 * g1}),
         Hypothesis("the sign of a is taken from the other block: da1 = dm1 sign(a1), da2 = dm2 sign(a2)",
-                   {"da": both(dm1 * sg2, dm2 * sg1)})]
+                   {"da": both(dm1 * sg2, dm2 * sg1)}),
+        Hypothesis("da lacks the factor X: y_i = g_i X, so dm_i = X/s (dy_i - dX)",
+                   {"da": both(dm1 / X * sg1, dm2 / X * sg2)})]
     return hyps, terms
 
 

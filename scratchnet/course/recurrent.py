@@ -16,7 +16,8 @@ from ._check import (REFERENCE, TOL, Case, Hypothesis, Terms, call, call_learner
 
 # --------------------------------------------------------------------------- the ReLU RNN
 _STEP_NAMES = ("dx", "dprev_h", "dWx", "dWh", "db")
-_STEP_AXES = {"dx": ("batch", "input"), "dprev_h": ("batch", "hidden"), "db": [("hidden",), ("batch", "hidden")]}
+_STEP_AXES = {"dx": ("batch", "input"), "dprev_h": ("batch", "hidden"), "db": [("hidden",), ("batch", "hidden")],
+              "db/full": ("batch", "hidden")}
 
 
 def _step_case(fn, forward, rng, N, D, H, tol, positive=False):
@@ -44,6 +45,8 @@ def _step_grads(dnext_h, cache, relu=None, dWh_state=None, dWx_input=None, dx_W=
 def _step_hypotheses(dnext_h, cache):
     x, prev_h, Wx, Wh, next_h = cache
     hyps = derivative_hypotheses(lambda d: _step_grads(dnext_h, cache, relu=d), "the ReLU", "relu", next_h, "h")
+    hyps.append(Hypothesis("the mask is h_{t-1}'s (prev_h > 0): this step's ReLU is next_h = relu(z), so "
+                           "dz = dnext_h * (next_h > 0)", _step_grads(dnext_h, cache, relu=prev_h > 0)))
     hyps.append(Hypothesis("dWh = h_t^T dz uses the state this step makes: Wh multiplies h_{t-1}, so "
                            "dWh = prev_h^T dz", {"dWh": _step_grads(dnext_h, cache, dWh_state=next_h)["dWh"]}))
     hyps.append(Hypothesis("dprev_h = dz Wh: the transpose is missing -- for z = h W, dh = dz W^T",
@@ -76,8 +79,9 @@ def check_rnn_step_backward(fn, *, forward=None, seed=0, tol=TOL, verbose=True, 
     title = f"check_rnn_step_backward: N={d['N']} D={d['D']} H={d['H']}, seed {seed}"
 
     def diagnose(case, d):
-        found, hints = explain(case, _step_hypotheses(case.parts["dnext_h"], case.parts["cache"]),
-                               dims=d, axes=_STEP_AXES)
+        dnext_h, cache = case.parts["dnext_h"], case.parts["cache"]
+        found, hints = explain(case, _step_hypotheses(dnext_h, cache), dims=d, axes=_STEP_AXES,
+                               unreduced={"db": (dnext_h * (cache[4] > 0), "dz", (0,))})
         if d["D"] != d["H"]:
             sq = dict(d, D=d["H"])
             found, hints = square_rerun(case, found, hints, lambda: diagnose(
@@ -221,7 +225,7 @@ def _bptt_hypotheses(dh, cache, k=None):
             "chunks counted from the end": loop(cut=lambda t: t > 0 and (T - t) % k == 0),
             "weights reset per chunk": loop(reset=lambda t: t == T - 1 or (t + 1) % k == 0),
             "sliding window": _sliding_window(dh, cache, k)})
-    return [Hypothesis.of(_BPTT_HINTS[bug.strip()], _SEQ_NAMES, out) for bug, out in bugs.items()]
+    return [Hypothesis.of(_BPTT_HINTS[bug.strip()], _SEQ_NAMES, out, partial=False) for bug, out in bugs.items()]
 
 
 def _bptt_terms(steps, T):
