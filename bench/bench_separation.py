@@ -13,7 +13,11 @@ threads, it times, round-robin (so a change in the machine's load touches every 
 - ``command --report``: the same with the listening page (audio encoding and figure).
 
 The ratios are the command's median time over the in-process median of the same song and
-threads.  Peak memory is the whole process's ``ru_maxrss``.
+threads.  Peak memory is the whole process's ``ru_maxrss``.  Every process of a row with n
+threads is bound to n CPUs (``sched_setaffinity``): "1 thread" is one core, whatever other
+threads Python, libsndfile or the page's encoder start.  The output folder is emptied
+before each command (untimed), as for a user's first run: replacing the last run's stems
+costs the file system about 60 ms a stem here, which is not separation.
 
     python bench/bench_separation.py                       # both songs, 1 and 2 threads
     python bench/bench_separation.py --threads 1 --repeats 3 --model bigru
@@ -21,6 +25,7 @@ threads.  Peak memory is the whole process's ``ru_maxrss``.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,12 +71,20 @@ def child(path, repeats, name):
     print(json.dumps({"model": separator.name, "times": times, "rss_mb": _common.peak_rss_mb()}))
 
 
-def _command(path, out, name, report, env):
+def _cores(threads):
+    """A preexec_fn binding the child to the first ``threads`` CPUs this process may use."""
+    cpus = sorted(os.sched_getaffinity(0))[:threads]
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def _command(path, out, name, report, env, threads):
     """Time one whole ``scratchnet separate`` process; returns (seconds, peak RSS MB)."""
     cmd = [sys.executable, "-m", "scratchnet.cli", "separate", path, "-o", out, "--force", "-q"]
     cmd += (["--model", name] if name else []) + (["--report"] if report else [])
+    shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_cores(threads))
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
     seconds = time.perf_counter() - t0
@@ -81,10 +94,10 @@ def _command(path, out, name, report, env):
     return seconds, usage.ru_maxrss / 1024
 
 
-def _in_process(path, name, env):
+def _in_process(path, name, env, threads):
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", path, "--repeats", "1"]
                          + (["--model", name] if name else []),
-                         env=env, capture_output=True, text=True, check=True)
+                         env=env, capture_output=True, text=True, check=True, preexec_fn=_cores(threads))
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return r["times"][0], r["rss_mb"], r["model"]
 
@@ -112,10 +125,10 @@ def main():
                 for song in args.songs:
                     for kind in kinds:
                         if kind == "in-process":
-                            t, m, model = _in_process(paths[song], args.model, env)
+                            t, m, model = _in_process(paths[song], args.model, env, threads)
                         else:
                             t, m = _command(paths[song], os.path.join(tmp, "out"), args.model,
-                                            kind.endswith("--report"), env)
+                                            kind.endswith("--report"), env, threads)
                         key = (song, threads, kind)
                         times.setdefault(key, []).append(t)
                         rss[key] = max(rss.get(key, 0), m)
@@ -133,7 +146,8 @@ def main():
              "taken round-robin.  in-process: `separate_array` on the decoded array after a warm-up "
              "call (resampling and every channel included); command: the whole `scratchnet separate "
              "FILE -o DIR --force -q` process (start-up, imports, reading, resampling, writing); "
-             "--report adds the listening page.  Peak RSS of the whole process.")
+             "--report adds the listening page.  Each process bound to as many CPUs as threads; the "
+             "output folder emptied (untimed) before each command.  Peak RSS of the whole process.")
     _common.report("Separation: in-process and the whole command", text,
                    threads=" and ".join(map(str, args.threads)), append=not args.no_append)
 

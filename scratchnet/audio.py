@@ -474,17 +474,19 @@ def loudest_span(path, seconds, *, block_seconds=1.0):
     return start, min(start + span, n)
 
 
-def read_block(path, start, stop):
-    """Samples ``start:stop`` of every channel, float64 of shape (n, C); checked for NaN."""
+def read_block(path, start, stop, *, integers=None):
+    """Samples ``start:stop`` of every channel, float64 of shape (n, C); checked for NaN
+    unless ``integers`` (:func:`plain_integers` of the file, which needs no check)."""
     try:
         y, _ = sf.read(os.fspath(path), start=int(start), stop=int(stop), dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise ScratchnetError(f"{os.fspath(path)}: could not read samples {start}..{stop} ({err})") from None
-    check_signal(y, f"{os.fspath(path)} (samples {start}..{stop})")
+    if not integers:
+        check_signal(y, f"{os.fspath(path)} (samples {start}..{stop})")
     return y
 
 
-def _plain_integers(path):
+def plain_integers(path):
     """True for integer PCM in an uncompressed container (WAV, AIFF, ...): every sample is
     finite and the header's length is the data's, so reading it through finds nothing."""
     i = sf.info(os.fspath(path))
@@ -501,7 +503,7 @@ def check_samples(path, block=1 << 18):
     """
     path = os.fspath(path)
     n = info(path)[0]
-    if _plain_integers(path):
+    if plain_integers(path):
         return None  # integer samples in a plain container: no NaN to find, nothing to decode
     peak, bad, first = 0.0, 0, None
     try:

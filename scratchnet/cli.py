@@ -92,9 +92,13 @@ def _add_evaluate(sub):
     p.add_argument("--metric", default="bss_eval", choices=METRICS,
                    help="bss_eval: BSS-EVAL v3, length-weighted means (Huang's MIR-1K convention, "
                         "the default); museval: BSS-EVAL v4, medians of 1 s windows (MUSDB18's, SiSEC)")
+    p.add_argument("--mixing", default="0db", choices=("0db", "raw"),
+                   help="how a clip's two channels make the mixture: 0db, Huang et al.'s (each scaled "
+                        "to unit norm, then summed; the default), or raw, SH-4stack's and "
+                        "E-MRP-CNN's (the mean of the channels as recorded)")
     level = p.add_mutually_exclusive_group()
     level.add_argument("--gain", type=float, default=None, metavar="DB",
-                       help="score the clips at this gain in dB from Huang's 0 dB mixtures (e.g. -40)")
+                       help="score the clips at this gain in dB from the mixtures (e.g. -40)")
     level.add_argument("--peak", type=float, default=None,
                        help="score each clip scaled so its mixture peaks at this level (e.g. 0.99)")
     p.add_argument("--json", default=None, help="write the scores to this JSON file")
@@ -271,7 +275,7 @@ def limit_blas_threads():
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
-def keep_freed_memory(pad=256 << 20):
+def keep_freed_memory(pad=256 << 20, *, no_mmap=False):
     """Let glibc's malloc keep ``pad`` bytes of freed memory at the top of its heap (M_TOP_PAD).
 
     A training step frees and then allocates again the same hundred-odd MB of arrays (each
@@ -279,10 +283,20 @@ def keep_freed_memory(pad=256 << 20):
     page was faulted in and zeroed again on the next: 10-15 % of a DRNN-2 step on 2 threads
     (bench/RESULTS.md).  Process-wide, so set here at the command's start (and by the bench's
     worker), not by the library.  Elsewhere than glibc, nothing.
+
+    ``no_mmap`` (M_MMAP_MAX = 0, M_TRIM_THRESHOLD at its largest) serves even the blocks above
+    32 MB from the heap and never gives freed memory back: for a short command that makes
+    and drops the same arrays chunk after chunk (``separate`` of a song at 44.1 kHz: 156 000
+    page faults fell to 64 000, 0.3 s of 5), not for a long-lived process, whose memory it
+    would keep at its peak.
     """
     try:
         import ctypes
-        ctypes.CDLL("libc.so.6").mallopt(-2, int(pad))  # M_TOP_PAD
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        mallopt(-2, int(pad))  # M_TOP_PAD
+        if no_mmap:
+            mallopt(-4, 0)  # M_MMAP_MAX
+            mallopt(-1, 2 ** 31 - 1)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
 
@@ -373,13 +387,15 @@ def _command_name(argv):
 
 def main(argv=None):
     """Run one command; returns the exit status (0, 2 for a user's mistake, 129, 130, 143)."""
+    # the program itself (not a caller's process) separating one song keeps its freed memory
+    no_mmap = argv is None and _command_name(sys.argv[1:]) in ("separate", "demo")
     argv = sys.argv[1:] if argv is None else list(argv)
     _received.clear()
     old = _install(_on_signal)
     name = " ".join(filter(None, ["scratchnet", _command_name(argv)]))
     try:
         limit_blas_threads()
-        keep_freed_memory()
+        keep_freed_memory(no_mmap=no_mmap)
         args = build_parser().parse_args(argv)
         args.command_line = shlex.join(["scratchnet", *argv])  # for the pages that say what made them
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="mir_eval")

@@ -47,7 +47,7 @@ def cmd_evaluate(args):
     from . import data, metrics, report
     from .files import write_json
     from .separation import get_separator
-    level = data.LevelledClips(gain_db=args.gain, peak=args.peak)
+    level = data.LevelledClips(gain_db=args.gain, peak=args.peak, mixing=args.mixing)
     separator = get_separator(args.method, model=args.model, mask_power=args.mask_power)
     clips, split = _clips_for(args)
     workers = min(args.workers, len(clips))
@@ -64,7 +64,7 @@ def cmd_evaluate(args):
             print(f"clip {r['clip']}: not scored: {r['error']}", file=sys.stderr)
     if args.json:
         write_json(args.json, {"method": separator.name, "split": split, "part": args.part,
-                               "level": level.describe(), "metric": args.metric,
+                               "level": level.describe(), "mixing": args.mixing, "metric": args.metric,
                                "clips": summary["clips"], "failed": summary["failed"],
                                "vocals": summary["vocals"],
                                "accompaniment": summary["accompaniment"], "per_clip": results})
@@ -72,7 +72,7 @@ def cmd_evaluate(args):
         from .webpage import evaluation_report
         print(evaluation_report(args.report, separator, clips, results, summary,
                                 title=f"{separator.name} on {len(clips)} clips of {args.data}",
-                                command_line=_command_line(args)))
+                                command_line=_command_line(args), load=level))
     return 0
 
 

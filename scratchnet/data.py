@@ -163,14 +163,29 @@ def find_clip(data_dir, name, *, layout=None):
     return clips[name]
 
 
-def load_sources(clip, *, sr=SAMPLE_RATE):
-    """The clip's (vocals, accompaniment) as float64 at ``sr``, each scaled to unit L2 norm.
+#: How a clip's two sources make its mixture (``scratchnet evaluate --mixing``):
+#: "0db", Huang et al.'s: each source scaled to unit L2 norm, then summed (a 0 dB
+#: vocal-to-accompaniment ratio); "raw", SH-4stack's and E-MRP-CNN's (Park et al. 2018, Yuan
+#: et al. 2020): the mean of the two channels as recorded, the references being the halves
+#: that sum to it.  MIR-1K's channels are energy-matched, so the two differ by a level.
+MIXINGS = ("0db", "raw")
+
+
+def _check_mixing(mixing):
+    if mixing not in MIXINGS:
+        raise ScratchnetError(f"mixing {mixing!r} is not one of {', '.join(MIXINGS)}")
+
+
+def load_sources(clip, *, sr=SAMPLE_RATE, mixing="0db"):
+    """The clip's (vocals, accompaniment) as float64 at ``sr``, each scaled to unit L2 norm
+    (``mixing="0db"``), or as half of each channel as recorded (``"raw"``: see :data:`MIXINGS`).
 
     A silent channel stays all zeros (there is no norm to divide by).  A clip of another
     layout (a :class:`scratchnet.stems.Excerpt`) reads itself.
     """
+    _check_mixing(mixing)
     if hasattr(clip, "load_sources"):
-        return clip.load_sources(sr=sr)
+        return clip.load_sources(sr=sr, mixing=mixing)
     y, sr_in = audio.load_channels(clip.path)
     if y.ndim != 2 or y.shape[1] < 2:
         raise ScratchnetError(f"{clip.path}: a MIR-1K clip must be stereo (accompaniment, vocals)")
@@ -178,18 +193,22 @@ def load_sources(clip, *, sr=SAMPLE_RATE):
     if sr is not None and sr_in != sr:
         accompaniment = audio.resample(accompaniment, sr_in, sr)
         vocals = audio.resample(vocals, sr_in, sr)
+    if mixing == "raw":
+        return 0.5 * vocals, 0.5 * accompaniment
     return unit_norm(vocals), unit_norm(accompaniment)
 
 
-def load_clip(clip, *, sr=SAMPLE_RATE):
-    """Huang's 0 dB mixture of a clip: ``(mixture, vocals, accompaniment)``, float64 1-D arrays."""
-    vocals, accompaniment = load_sources(clip, sr=sr)
+def load_clip(clip, *, sr=SAMPLE_RATE, mixing="0db"):
+    """A clip's ``(mixture, vocals, accompaniment)``, float64 1-D arrays: Huang's 0 dB mixture,
+    or with ``mixing="raw"`` the mean of its channels as recorded (:data:`MIXINGS`)."""
+    vocals, accompaniment = load_sources(clip, sr=sr, mixing=mixing)
     return vocals + accompaniment, vocals, accompaniment
 
 
 class LevelledClips:
     """``load(clip) -> (mixture, vocals, accompaniment)`` at another level than Huang's 0 dB mixture.
 
+    ``mixing`` is "0db" (Huang's) or "raw" (:data:`MIXINGS`); then
     ``gain_db`` scales the mixture and both references by ``10 ** (gain_db / 20)``; ``peak``
     scales each clip so that its mixture peaks at ``peak`` (a mastered song's level: MIR-1K's
     mixtures peak near -33 dBFS).  Scores of a separator that does not depend on the input's
@@ -197,7 +216,9 @@ class LevelledClips:
     pickle it (:func:`scratchnet.metrics.evaluate`).
     """
 
-    def __init__(self, *, gain_db=None, peak=None):
+    def __init__(self, *, gain_db=None, peak=None, mixing="0db"):
+        _check_mixing(mixing)
+        self.mixing = mixing
         if gain_db is not None and peak is not None:
             raise ScratchnetError("give a gain or a peak level, not both")
         if gain_db is not None and not (np.isfinite(gain_db) and abs(gain_db) <= 200):
@@ -207,13 +228,17 @@ class LevelledClips:
         self.gain_db, self.peak = gain_db, peak
 
     def describe(self):
-        """The level in words, for tables: "MIR-1K level", "-40 dB", "peak 0.99"."""
+        """The level in words, for tables: "MIR-1K level", "-40 dB", "peak 0.99", and "raw
+        mix, ..." for the raw mixing."""
+        raw = "raw mix, " if self.mixing == "raw" else ""
         if self.peak is not None:
-            return f"peak {self.peak:g}"
-        return "MIR-1K level" if not self.gain_db else f"{self.gain_db:+g} dB"
+            return f"{raw}peak {self.peak:g}"
+        if not self.gain_db:
+            return "raw mix" if raw else "MIR-1K level"
+        return f"{raw}{self.gain_db:+g} dB"
 
     def __call__(self, clip):
-        mixture, vocals, accompaniment = load_clip(clip)
+        mixture, vocals, accompaniment = load_clip(clip, mixing=self.mixing)
         if self.peak is not None:
             top = np.max(np.abs(mixture))
             g = self.peak / top if top > 0 else 1.0

@@ -69,9 +69,10 @@ class Excerpt:
     start: int
     stop: int
 
-    def load_sources(self, *, sr=SAMPLE_RATE):
-        """The excerpt's ``(vocals, accompaniment)`` at ``sr``, mono float64, each at unit norm."""
-        return load_sources(self, sr=sr)
+    def load_sources(self, *, sr=SAMPLE_RATE, mixing="0db"):
+        """The excerpt's ``(vocals, accompaniment)`` at ``sr``, mono float64, each at unit norm
+        (or as the stems hold them: ``mixing="raw"``)."""
+        return load_sources(self, sr=sr, mixing=mixing)
 
 
 # --------------------------------------------------------------------------- finding tracks
@@ -197,8 +198,9 @@ def _check_mixture(excerpt, vocals, accompaniment):
             f"{MIXTURE_TOLERANCE_DB:g} dB allowed): remove it, or fix the stems")
 
 
-def load_sources(excerpt, *, sr=SAMPLE_RATE):
-    """``(vocals, accompaniment)`` of an excerpt at ``sr``: mono, float64, each at unit norm."""
+def load_sources(excerpt, *, sr=SAMPLE_RATE, mixing="0db"):
+    """``(vocals, accompaniment)`` of an excerpt at ``sr``: mono, float64, each at unit norm,
+    or with ``mixing="raw"`` as the stems hold them (their sum is the track's mix)."""
     t = excerpt.track
     vocals = _read_mono(t.vocals, excerpt.start, excerpt.stop)
     accompaniment = sum(_read_mono(p, excerpt.start, excerpt.stop) for p in t.accompaniment)
@@ -206,6 +208,8 @@ def load_sources(excerpt, *, sr=SAMPLE_RATE):
         _check_mixture(excerpt, vocals, accompaniment)
     if sr is not None and sr != t.sr:
         vocals, accompaniment = (audio.resample(x, t.sr, sr) for x in (vocals, accompaniment))
+    if mixing == "raw":
+        return vocals, accompaniment
     return unit_norm(vocals), unit_norm(accompaniment)
 
 

@@ -278,16 +278,18 @@ def rank_by_vocal_sdr(results):
     return sorted(results, key=key)
 
 
-def evaluation_report(folder, separator, clips, results, summary, *, title, command_line):
+def evaluation_report(folder, separator, clips, results, summary, *, title, command_line, load=None):
     """Write ``folder/index.html`` for a scored run and the featured clips' stems beside it.
 
     The featured clips are the :data:`FEATURED` best and worst by vocal SDR; each is
     separated again here (the scoring workers keep no audio), its separated stems written to
     ``folder/<clip>/vocals.wav`` and ``accompaniment.wav``, and given players for the
-    mixture, the true and the separated sources, and its five-panel figure.  Returns the
-    page's path.
+    mixture, the true and the separated sources, and its five-panel figure.  ``load(clip)``
+    makes a clip's (mixture, vocals, accompaniment) as the scoring did (default
+    :func:`scratchnet.data.load_clip`).  Returns the page's path.
     """
     from . import audio, data, report
+    load = load or data.load_clip
     from .files import new_folder
     ranked = rank_by_vocal_sdr(results)
     scored = [r for r in ranked if np.isfinite(r["vocals"]["SDR"])]
@@ -296,7 +298,7 @@ def evaluation_report(folder, separator, clips, results, summary, *, title, comm
     featured = []
     with new_folder(folder, "report folder"):
         for r in featured_results:
-            mixture, vocals, accompaniment = data.load_clip(by_name[r["clip"]])
+            mixture, vocals, accompaniment = load(by_name[r["clip"]])
             refs = (vocals, accompaniment) if separator.needs_references else None
             est_v, est_a = separator.separate(mixture, references=refs)
             stems_dir = os.path.join(folder, r["clip"])

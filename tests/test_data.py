@@ -54,6 +54,33 @@ def test_huang_mixture_has_unit_norm_sources(fake_mir1k):
     np.testing.assert_allclose(mixture, vocals + accompaniment)
 
 
+def test_raw_mixing_is_the_mean_of_the_channels_as_recorded(fake_mir1k):
+    """SH-4stack's protocol: the mixture is the mean of the two channels, unscaled; the
+    references are the halves that sum to it."""
+    import soundfile as sf
+    clip = data.find_clips(fake_mir1k)[0]
+    stereo, _ = sf.read(clip.path)
+    mixture, vocals, accompaniment = data.load_clip(clip, mixing="raw")
+    np.testing.assert_allclose(mixture, stereo.mean(axis=1))
+    np.testing.assert_allclose(vocals, stereo[:, 1] / 2)
+    np.testing.assert_allclose(accompaniment, stereo[:, 0] / 2)
+    level = data.LevelledClips(gain_db=-20, mixing="raw")
+    assert level.describe() == "raw mix, -20 dB"
+    assert data.LevelledClips(mixing="raw").describe() == "raw mix"
+    np.testing.assert_allclose(level(clip)[0], mixture * 0.1)
+    with pytest.raises(ScratchnetError, match="mixing 'loud' is not one of 0db, raw"):
+        data.load_clip(clip, mixing="loud")
+
+
+def test_raw_mixing_of_stems_is_their_sum(fake_stems):
+    clip = data.find_parts(fake_stems).parts["test"][0]
+    m0, v0, a0 = data.load_clip(clip)
+    m, v, a = data.load_clip(clip, mixing="raw")
+    np.testing.assert_allclose(m, v + a)
+    np.testing.assert_allclose(v / np.linalg.norm(v), v0, atol=1e-12)
+    np.testing.assert_allclose(a / np.linalg.norm(a), a0, atol=1e-12)
+
+
 def test_circular_shifts():
     assert data.circular_shifts(35000, 10000) == [0, 10000, 20000, 30000]
     assert data.circular_shifts(35000, 0) == [0]

@@ -186,7 +186,7 @@ def test_streaming_reads_one_chunk_at_a_time(tiny_model_separator, tmp_path, mon
     sizes = []
     real = separation.audio.read_block
     monkeypatch.setattr(separation.audio, "read_block",
-                        lambda p, a, b: sizes.append(b - a) or real(p, a, b))
+                        lambda p, a, b, **kw: sizes.append(b - a) or real(p, a, b, **kw))
     list(separation.stream_separate(str(src), tiny_model_separator, chunk_seconds=8, overlap_seconds=4))
     assert max(sizes) == 8 * sr and len(sizes) == 14
 
