@@ -286,3 +286,61 @@ def test_truncation_with_k_at_least_T_is_full_bptt():
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="k=0"):
         course.truncated_rnn_backward(dh, cache, 0)
+
+
+# --------------------------------------------------------------------------- results, copies, the engine
+def test_a_check_returns_a_result_that_reads_as_before(capsys):
+    result = course.check_rnn_step_backward(step_dWh_transposed, verbose=False)
+    assert not result and result == False and repr(result) == "False" and str(result) == "False"  # noqa: E712
+    assert result["dWh"].hint.startswith("it is transposed") and not result["dWh"].passed
+    assert result["dx"].passed and result["dx"].hint is None and result["dx"].error < 1e-7
+    assert result.hints == ["dWh: " + result["dWh"].hint] and result.report().startswith("check_rnn_step_backward")
+    assert capsys.readouterr().out == ""
+    assert course.check_rnn_step_backward(rnn.rnn_step_backward, verbose=False) == True  # noqa: E712
+
+
+def test_a_function_that_changes_its_cache_in_place_is_told_and_judged_on_what_it_returns(capsys):
+    def step_scaling_x_in_place(dnext_h, cache):
+        x, prev_h, Wx, Wh, next_h = cache
+        x *= 2.0  # changes the forward's record
+        dx, dprev_h, dWx, dWh, db = rnn.rnn_step_backward(dnext_h, cache)
+        return dx, dprev_h, dWx / 2.0, dWh, db
+    ok, out = run_check(capsys, course.check_rnn_step_backward, step_scaling_x_in_place)
+    assert ok, out
+    assert "note: step_scaling_x_in_place changed its cache in place (cache[0])" in out and "hint" not in out
+
+
+def test_a_float32_gradient_is_judged_to_float32s_precision(capsys):
+    def step32(dnext_h, cache):
+        return tuple(np.asarray(g, np.float32) for g in rnn.rnn_step_backward(dnext_h, cache))
+    ok, out = run_check(capsys, course.check_rnn_step_backward, step32)
+    assert ok and "(needs < 1e-5: float32)" in out, out
+
+
+def test_the_diagnosis_knows_nothing_of_the_layer():
+    """A new checker (a dense layer here; a 2-D convolution later) gets the generic forms and the fit."""
+    from scratchnet.course._check import Case, Terms, explain
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    ref = [x.T @ dout, dout.sum(axis=0)]
+    rows = Terms([(f"row {i}", np.outer(x[i], dout[i])) for i in range(4)], formula="x_i^T dout_i over the rows")
+    cases = {"transposed": [dout.T @ x, ref[1]], "mean": [x.T @ dout / 4, ref[1]],
+             "rows": [x[:3].T @ dout[:3], ref[1]], "not summed": [ref[0], dout]}
+    hints = {}
+    for what, got in cases.items():
+        case = Case(("dW", "db"), got, ref, [ref], 1e-7)
+        found, _ = explain(case, terms={"dW": rows}, dims=dict(N=4), axes={"db": [("out",), ("batch", "out")]})
+        hints[what] = found
+    assert hints["transposed"]["dW"].startswith("it has shape (2, 3), expected (3, 2): it is the transpose")
+    assert hints["mean"]["dW"].startswith("it is 1/4 times the right value (1/N = 1/4)")
+    assert hints["rows"]["dW"] == "row 3 is missing (dW = sum of x_i^T dout_i over the rows)"
+    assert "its sum over axis 0 (batch) is right" in hints["not summed"]["db"]
+
+
+def test_no_hint_when_nothing_reproduces_the_learners_numbers(capsys):
+    def step_noise(dnext_h, cache):
+        out = list(rnn.rnn_step_backward(dnext_h, cache))
+        out[3] = out[3] + np.random.default_rng(1).standard_normal(out[3].shape)
+        return tuple(out)
+    ok, out = run_check(capsys, course.check_rnn_step_backward, step_noise)
+    assert not ok and "FAIL dWh" in out and "hint" not in out, out

@@ -965,7 +965,7 @@ def conv_db_scalar(dout, cache):
     return np.einsum("nsoj,jco->nsc", win, w[::-1])[:, left:left + T], dw, dout.sum()
 
 
-@bug(course.check_maxpool1d_backward, "it is shifted by one along axis 1 (time)")
+@bug(course.check_maxpool1d_backward, "it is shifted by 1 along axis 1 (time)")
 def pool_crop_from_zero(dout, cache):
     argmax, T_pad, left, T = cache
     N, _, C = dout.shape

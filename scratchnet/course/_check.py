@@ -16,15 +16,24 @@ independent of the layer; it tries, for each wrong tensor, in this order:
 
 1. the checker's :class:`Hypothesis` list: what a named bug returns, computed from the
    reference's own parts (the carried gradient left out, a derivative written 1 - s^2, the
-   state of the neighbouring time step, another gate's value ...);
+   state of the neighbouring time step, another gate's value ...) -- first those that
+   reproduce *every* tensor they predict, the one that covers most first (two that give the
+   same numbers at the checker's sizes are both named);
 2. the reference's additive terms (:class:`Terms`): the reference with one term (or a group
    of terms) missing, doubled or negated, or with one term swapped for a neighbour; and a
    least-squares fit on the terms, accepted when its residual is below MATCH and its
    coefficients are integers (a term missing: 0, doubled: 2, negated: -1);
-3. algebraic forms of the reference: zeros, a constant factor (named: 2, 1/2, -1, or a
-   product of the sizes such as 1/(N*T) for a mean where a sum belongs), axes transposed,
-   an axis reversed or shifted by one, an axis not summed (or summed once too often), a
-   padded axis not cropped.
+3. a hypothesis that reproduces this tensor but not all the others it predicts (a derivative
+   left out of one product only), unless it predicts zeros or is marked whole-loop;
+4. algebraic forms of the reference: zeros, a constant factor (named: 2, 1/2, -1, or a
+   product of the sizes such as 1/(N*T) for a mean where a sum belongs; a one-number array
+   only by a named factor), axes transposed, an axis reversed or shifted by one, an axis not
+   summed or summed over the wrong axes, a padded axis not cropped.
+
+The engine knows nothing of the layers: a checker hands it a :class:`Case` (names, the
+learner's arrays, the reference's) and its lists of hypotheses and terms, so a new checker
+(a 2-D convolution's) gets the algebraic forms and the least-squares fit for free and adds
+what its own bugs return.
 
 :func:`derivative_hypotheses` builds the derivative family generically: given a function that
 recomputes the backward with one local derivative replaced, it tries the derivatives learners
@@ -90,7 +99,7 @@ class TensorResult:
 
 
 class CheckResult:
-    """What a checker found; reads as a bool (``assert check_bptt(fn)``), prints as ``True``/``False``.
+    """What a checker found; reads as a bool (``assert check_bptt(fn)``), shows as ``True``/``False``.
 
     ``tensors`` {name: :class:`TensorResult`} (also ``result["dWh"]``), ``hints`` and ``notes``
     (the lines printed after ``hint:`` and ``note:``), ``failure`` (the learner's exception, or
@@ -138,7 +147,7 @@ class CheckResult:
             lines.append("all gradients right")
         return "\n".join(lines)
 
-    __str__ = report
+    __str__ = __repr__  # print(check_bptt(fn, verbose=False)) prints True or False, as it did
 
 
 # --------------------------------------------------------------------------- calling the learner
@@ -428,7 +437,7 @@ def _terms_explain(name, g, terms):
     labels = [lab for lab, _ in terms.parts]
     full = sum(arrays)
     formula = f" ({name} = sum of {terms.formula})" if terms.formula else ""
-    single = [(lab, [lab]) for lab in labels] if len(labels) <= 12 else []
+    single = [(lab, [lab]) for lab in labels] if 2 <= len(labels) <= 12 else []
     for desc, members in list(terms.groups.items()) + single:
         part = sum(arrays[labels.index(m)] for m in members)
         if not np.any(part):
@@ -529,15 +538,14 @@ def generic_explain(name, g, r, dims=None, axes=None, constants=None, zero_hint=
             if r.shape[k] > 1 and matches(g, np.flip(r, k)):
                 return f"it is reversed along {_axis_name(axes, name, k, r.ndim)}"
         for k in range(r.ndim):
-            n = r.shape[k]
-            if n > 2:
-                inner = [slice(None)] * r.ndim
-                for s in (1, -1):
-                    a, b = list(inner), list(inner)
-                    a[k], b[k] = (slice(s, None), slice(None, -s)) if s > 0 else (slice(None, s), slice(-s, None))
-                    if matches(g[tuple(a)], r[tuple(b)]):
-                        return (f"it is shifted by one along {_axis_name(axes, name, k, r.ndim)}: entry i holds "
-                                f"entry i{'-' if s > 0 else '+'}1 of the right one")
+            for s in (1, -1, 2, -2, 3, -3):
+                if r.shape[k] <= 2 * abs(s):
+                    continue
+                a, b = [slice(None)] * r.ndim, [slice(None)] * r.ndim
+                a[k], b[k] = (slice(s, None), slice(None, -s)) if s > 0 else (slice(None, s), slice(-s, None))
+                if matches(g[tuple(a)], r[tuple(b)]):
+                    return (f"it is shifted by {abs(s)} along {_axis_name(axes, name, k, r.ndim)}: entry i holds "
+                            f"entry i{'-' if s > 0 else '+'}{abs(s)} of the right one")
         return None
     shape = f"it has shape {g.shape}, expected {r.shape}"
     for perm in itertools.permutations(range(r.ndim)):
@@ -613,7 +621,7 @@ def explain(case, hypotheses=(), terms=None, dims=None, axes=None, constants=Non
                          and e == explained and o.hint != h.hint]
                 if twins and n == explained[0]:
                     for t in explained:
-                        claimed[t] = h.hint + "".join(f" -- or, with the same numbers at these sizes: {o}"
+                        claimed[t] = h.hint + "".join(f" -- or (the same numbers here): {o}"
                                                       for o in dict.fromkeys(twins[:2]))
     for name in failing:
         g, r = case.get(name), case.want(name)
