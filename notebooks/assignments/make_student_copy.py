@@ -3,7 +3,8 @@
 nbgrader's ``generate_assignment`` is the teacher's tool (notebooks/README.md). A learner on
 their own can make the same student version with this script, which needs nothing but Python:
 it replaces every region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` by nbgrader's
-stub (``# YOUR CODE HERE`` / ``raise NotImplementedError()``, at the region's indentation),
+stub (``# YOUR CODE HERE`` / ``raise NotImplementedError()`` in code, at the region's
+indentation; ``YOUR ANSWER HERE`` in a written answer, whose model answer and rubric go with it),
 removes the hidden tests (``### BEGIN HIDDEN TESTS`` .. ``### END HIDDEN TESTS``) and clears every
 output::
 
@@ -20,16 +21,17 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+TEXT_STUB = ["YOUR ANSWER HERE"]
 
 
-def strip_source(source):
+def strip_source(source, stub=STUB):
     """A cell's source with its solutions replaced by the stub and its hidden tests removed."""
     out, skipping = [], None
     for line in source.split("\n"):
         marker = line.strip()
         if skipping is None and marker == "### BEGIN SOLUTION":
             indent = line[:len(line) - len(line.lstrip())]
-            out += [indent + s for s in STUB]
+            out += [indent + s for s in stub]
             skipping = "### END SOLUTION"
         elif skipping is None and marker == "### BEGIN HIDDEN TESTS":
             skipping = "### END HIDDEN TESTS"
@@ -49,9 +51,16 @@ def student_copy(src, dst):
         nb = json.load(f)
     for cell in nb["cells"]:
         source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        is_solution = cell.get("metadata", {}).get("nbgrader", {}).get("solution", False)
         if cell["cell_type"] == "code":
             cell["source"] = strip_source(source)
+            if is_solution and cell["source"] == source:  # a solution cell without a region: all of it
+                cell["source"] = "\n".join(STUB)
             cell["outputs"], cell["execution_count"] = [], None
+        elif cell["cell_type"] == "markdown":
+            cell["source"] = strip_source(source, TEXT_STUB)
+            if is_solution and cell["source"] == source:
+                cell["source"] = "\n".join(TEXT_STUB)
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     tmp = dst + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
