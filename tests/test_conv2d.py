@@ -26,6 +26,7 @@ T_PAIRS = {"reference": (T.conv2d_transpose_forward, T.conv2d_transpose_backward
 CONV_CASES = [
     (1, 5, 6, 1, 1, 3, 3, 1, 0),
     (2, 5, 6, 3, 4, 3, 3, 1, 1),
+    (2, 5, 6, 4, 2, 3, 3, 1, "same"),  # Cout <= Cin: dx and dW from one unfolding of dout
     (2, 6, 7, 2, 3, 3, 3, 2, "same"),
     (2, 7, 6, 3, 2, 2, 3, (2, 1), (0, 1)),
     (1, 6, 5, 2, 2, 5, 3, 2, 2),

@@ -410,3 +410,26 @@ def test_mask_and_loss_are_the_same_on_any_number_of_threads(kernel_threads):
     for r in results[1:]:
         for u, v in zip(results[0], r):
             np.testing.assert_array_equal(u, v)
+
+
+def _conv2d_passes(rng_seed=0):
+    """Every fast conv2d route: forward, the stride-1 backward through dout, the fold, the transpose."""
+    rng = np.random.default_rng(rng_seed)
+    x, dout = rng.standard_normal((5, 6, 7, 3)), rng.standard_normal((5, 6, 7, 2))
+    w, w_up, b = rng.standard_normal((3, 3, 3, 2)), rng.standard_normal((3, 3, 2, 3)), rng.standard_normal(2)
+    out, cache = conv2d.conv2d_forward_fast(x, w, b, 1, "same")
+    results = [out, *conv2d.conv2d_backward_fast(dout, cache)]  # Cout <= Cin: through dout
+    out, cache = conv2d.conv2d_forward_fast(x, w, b, 2, 1)
+    results += [out, *conv2d.conv2d_backward_fast(dout[:, :3, :4], cache)]  # stride 2: the fold
+    out, cache = conv2d_transpose.conv2d_transpose_forward_fast(x, w_up, b, 2, 1, 1)
+    results += [out, *conv2d_transpose.conv2d_transpose_backward_fast(rng.standard_normal(out.shape), cache)]
+    return results
+
+
+def test_conv2d_is_the_same_on_any_number_of_threads(kernel_threads):
+    kernel_threads(1)
+    one = _conv2d_passes()
+    for k in (2, 3):  # images split 3 + 2, then 2 + 2 + 1: each thread sums its own images' dW
+        kernel_threads(k)
+        for a, b in zip(one, _conv2d_passes()):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -29,6 +29,8 @@ stride each block's unfolded gradient ``dout W^T`` is folded back by the adjoint
 import numpy as np
 from numba import njit
 
+from .threads import over_slices
+
 
 def _pair(value, name, low):
     """(a, b) from an int or a pair of ints, each >= low; a message naming ``name`` otherwise."""
@@ -155,9 +157,14 @@ def conv2d_backward(dout, cache):
 def _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols):
     """Output rows q0 <= q < q1 of the batch (q = n*Ho + h) unfolded: for r = (q-q0)*Wo + w,
 
-    ``cols[r, (i*KW + j)*C + c] = x[n, h*sh+i-ph, w*sw+j-pw, c]``, 0 where that falls outside x.
+    ``cols[r, (i*KW + j)*C + c] = x[n, h*sh+i-ph, w*sw+j-pw, c]``, 0 where that falls outside x;
+    and ``cols[r, KH*KW*C] = 1`` where cols has that one column more: the bias's constant input.
     """
     H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    K = KH * KW * C
+    if cols.shape[1] > K:
+        for r in range((q1 - q0) * Wo):
+            cols[r, K] = 1.0
     for q in range(q0, q1):
         n, h = q // Ho, q % Ho
         r0 = (q - q0) * Wo
@@ -201,27 +208,42 @@ def _fold(dcols, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx):
 _BLOCK_BYTES = 1 << 18  # an unfolded block this size stays in a core's L2 cache with its GEMM
 
 
-def _blocks(N, Ho, Wo, K, itemsize):
-    """Ranges (q0, q1) of output rows (q = n*Ho + h) whose unfolded block fits _BLOCK_BYTES."""
+def _over_images(N, Ho, Wo, K, itemsize, work):
+    """Run ``work(blocks)`` for the output rows of whole images, one stretch of the batch a thread.
+
+    ``blocks`` are ranges (q0, q1) of output rows (q = n*Ho + h) whose unfolded block (K values
+    a pixel) fits _BLOCK_BYTES.  Images never share an input pixel, so the threads write
+    disjoint parts of every result; sums over the batch (dW) are taken per thread and added
+    in order by the caller.  Returns the list of what each thread's ``work`` returned.
+    """
     rows = max(1, _BLOCK_BYTES // (Wo * K * itemsize))
-    return [(q0, min(q0 + rows, N * Ho)) for q0 in range(0, N * Ho, rows)], rows
+    results = [None] * N
+
+    def stretch(n0, n1):
+        q_end = n1 * Ho
+        results[n0] = work([(q0, min(q0 + rows, q_end)) for q0 in range(n0 * Ho, q_end, rows)], rows)
+    over_slices(stretch, N)
+    return [r for r in results if r is not None]
 
 
 def _conv_fast(x, w, b, stride, padding, out_size):
-    """The convolution of ``x`` (N, H, W, C) by ``w`` (KH, KW, C, Cout), block by block."""
+    """The convolution of ``x`` (N, H, W, C) by ``w`` (KH, KW, C, Cout) (+ ``b`` unless None)."""
     (sh, sw), (ph, pw), (Ho, Wo) = stride, padding, out_size
     KH, KW, C, Cout = w.shape
     N, K = x.shape[0], KH * KW * C
-    wmat = np.ascontiguousarray(w).reshape(K, Cout)  # row (i*KW + j)*C + c: tap (i, j), channel c
+    wmat = np.empty((K + (b is not None), Cout), x.dtype)  # row (i*KW + j)*C + c: tap (i, j), channel c
+    wmat[:K] = w.reshape(K, Cout)
+    if b is not None:
+        wmat[K] = b  # the weight of the constant input 1 that ends each unfolded row
     out = np.empty((N * Ho * Wo, Cout), x.dtype)  # rows in (n, h, w) order: (N, H', W', Cout) flattened
-    blocks, rows = _blocks(N, Ho, Wo, K, x.dtype.itemsize)
-    cols = np.empty((rows * Wo, K), x.dtype)
-    for q0, q1 in blocks:
-        c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
-        o = out[q0 * Wo:q1 * Wo]
-        np.matmul(c, wmat, out=o)  # the block's pixels in one GEMM, inner dimension KH*KW*Cin
-        if b is not None:
-            o += b  # while the block is in cache
+
+    def work(blocks, rows):
+        cols = np.empty((rows * Wo, len(wmat)), x.dtype)
+        for q0, q1 in blocks:
+            c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
+            np.matmul(c, wmat, out=out[q0 * Wo:q1 * Wo])  # the block's pixels in one GEMM, bias included
+        return True
+    _over_images(N, Ho, Wo, len(wmat), x.dtype.itemsize, work)
     return out.reshape(N, Ho, Wo, Cout)
 
 
@@ -231,33 +253,78 @@ def conv2d_forward_fast(x, w, b, stride=(1, 1), padding=(0, 0)):
     dtype = np.result_type(x.dtype, w.dtype, b.dtype)
     x = np.ascontiguousarray(x, dtype)  # N,H,W,Cin: no padded copy, the kernel writes the zeros
     w = np.ascontiguousarray(w, dtype)
-    out = _conv_fast(x, w, b.astype(dtype, copy=False), (sh, sw), (ph, pw), (Ho, Wo))
+    out = _conv_fast(x, w, b, (sh, sw), (ph, pw), (Ho, Wo))
     return out, (x, w, (sh, sw), (ph, pw))
 
 
+def _flipped(w):
+    """The kernel of dx as a convolution of dout: flipped in both axes, channels swapped (KH, KW, Cout, Cin)."""
+    return w[::-1, ::-1].transpose(0, 1, 3, 2)
+
+
+def _dx_is_a_conv(stride, Cin, Cout):
+    """Whether dx is best taken as the convolution of dout with :func:`_flipped` (stride 1 only).
+
+    That route unfolds dout (KH*KW*Cout values a pixel); the other one writes each pixel's
+    ``dout W^T`` (KH*KW*Cin values) and folds it back: the first writes less when Cout <= Cin.
+    """
+    return tuple(stride) == (1, 1) and Cout <= Cin
+
+
 def conv2d_input_grad_fast(dout, w, size, stride, padding):
-    """:func:`conv2d_input_grad`: with stride 1 a convolution of dout by the flipped kernel,
-    else each block's ``dout W^T`` folded back onto the input."""
+    """:func:`conv2d_input_grad`, by whichever of two routes writes less (:func:`_dx_is_a_conv`)."""
     (sh, sw), (ph, pw) = stride, padding
     KH, KW, Cin, Cout = w.shape
     N, Ho, Wo, _ = dout.shape
     dout = np.ascontiguousarray(dout)
-    if (sh, sw) == (1, 1):
+    if _dx_is_a_conv(stride, Cin, Cout):
         # dx[s] = sum_i dout[s + ph - i] W[i]^T = sum_k dout[s - (KH-1-ph) + k] W[KH-1-k]^T: a plain
         # convolution of dout, padded by K-1-p, with the kernel flipped and its channels swapped
-        w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2)  # KH,KW,Cout,Cin
-        return _conv_fast(dout, w_flip, None, (1, 1), (KH - 1 - ph, KW - 1 - pw), size)
+        return _conv_fast(dout, _flipped(w), None, (1, 1), (KH - 1 - ph, KW - 1 - pw), size)
     K = KH * KW * Cin
     wmat_t = np.ascontiguousarray(w.reshape(K, Cout).T)  # Cout,K
     dx = np.zeros((N,) + tuple(size) + (Cin,), dout.dtype)
     dout_rows = dout.reshape(N * Ho * Wo, Cout)
-    blocks, rows = _blocks(N, Ho, Wo, K, dout.dtype.itemsize)
-    dcols = np.empty((rows * Wo, K), dout.dtype)
-    for q0, q1 in blocks:
-        d = dcols[:(q1 - q0) * Wo]
-        np.matmul(dout_rows[q0 * Wo:q1 * Wo], wmat_t, out=d)  # each pixel's gradient on its KH*KW*Cin inputs
-        _fold(d, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx)
+
+    def work(blocks, rows):
+        dcols = np.empty((rows * Wo, K), dout.dtype)
+        for q0, q1 in blocks:
+            d = np.matmul(dout_rows[q0 * Wo:q1 * Wo], wmat_t, out=dcols[:(q1 - q0) * Wo])  # KH*KW*Cin a pixel
+            _fold(d, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx)
+        return True
+    _over_images(N, Ho, Wo, K, dout.dtype.itemsize, work)
     return dx
+
+
+def _backward_through_dout(x, dout, w, padding):
+    """dx, dW and db of a stride-1 convolution from one unfolding of dout, block by block.
+
+    Row s of the unfolded dout holds ``dout[s + ph - i, o]`` at column (KH-1-i, KW-1-j, o) (the
+    padded, flipped windows of the convolution that gives dx), and
+    ``dW[i, j, c, o] = sum_s x[s, c] dout[s + ph - i, o]``: so the same block that multiplies
+    the flipped kernel into dx also gives dW, multiplied by the block's own input pixels.
+    """
+    (ph, pw) = padding
+    KH, KW, Cin, Cout = w.shape
+    N, H, W, _ = x.shape
+    K = KH * KW * Cout
+    wf = np.ascontiguousarray(_flipped(w)).reshape(K, Cin)
+    x_rows = x.reshape(N * H * W, Cin)
+    dx = np.empty((N * H * W, Cin), x.dtype)
+
+    def work(blocks, rows):
+        cols = np.empty((rows * W, K), x.dtype)
+        dwf, part = np.zeros((Cin, K), x.dtype), np.empty((Cin, K), x.dtype)  # dW flipped: c, (KH-1-i, KW-1-j, o)
+        for q0, q1 in blocks:
+            c = _unfold(dout, q0, q1, H, W, KH, KW, 1, 1, KH - 1 - ph, KW - 1 - pw, cols[:(q1 - q0) * W])
+            np.matmul(c, wf, out=dx[q0 * W:q1 * W])  # dx of the block's pixels
+            dwf += np.matmul(x_rows[q0 * W:q1 * W].T, c, out=part)  # += : summed over the blocks
+        return dwf
+    dwf = sum(_over_images(N, H, W, K, x.dtype.itemsize, work))  # the threads' sums, in order
+    dw = dwf.reshape(Cin, KH, KW, Cout)[:, ::-1, ::-1].transpose(1, 2, 0, 3)  # KH,KW,Cin,Cout
+    dout_rows = dout.reshape(-1, Cout)
+    db = np.ones(len(dout_rows), x.dtype) @ dout_rows  # a GEMV: sum(axis=0) over 16 columns is slow
+    return dx.reshape(x.shape), np.ascontiguousarray(dw), db
 
 
 def conv2d_backward_fast(dout, cache, *, input_grad=True):
@@ -267,14 +334,20 @@ def conv2d_backward_fast(dout, cache, *, input_grad=True):
     N, Ho, Wo, _ = dout.shape
     K = KH * KW * Cin
     dout = np.ascontiguousarray(dout, x.dtype)
+    if input_grad and _dx_is_a_conv((sh, sw), Cin, Cout):
+        return _backward_through_dout(x, dout, w, (ph, pw))
     dout_rows = dout.reshape(N * Ho * Wo, Cout)
-    dwmat, part = np.zeros((K, Cout), x.dtype), np.empty((K, Cout), x.dtype)
-    blocks, rows = _blocks(N, Ho, Wo, K, x.dtype.itemsize)
-    cols = np.empty((rows * Wo, K), x.dtype)
-    for q0, q1 in blocks:  # unfold again rather than keep the forward's: a block stays in cache
-        c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
-        dwmat += np.matmul(c.T, dout_rows[q0 * Wo:q1 * Wo], out=part)  # += : summed over the blocks
-    dw, db = dwmat.reshape(KH, KW, Cin, Cout), dout_rows.sum(axis=0)
+
+    def work(blocks, rows):
+        # rows 0..K-1: dW; row K: db, the gradient of the bias's constant input 1's weight
+        dwb, part = np.zeros((K + 1, Cout), x.dtype), np.empty((K + 1, Cout), x.dtype)
+        cols = np.empty((rows * Wo, K + 1), x.dtype)
+        for q0, q1 in blocks:  # unfold again rather than keep the forward's: a block stays in cache
+            c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
+            dwb += np.matmul(c.T, dout_rows[q0 * Wo:q1 * Wo], out=part)  # += : summed over the blocks
+        return dwb
+    dwb = sum(_over_images(N, Ho, Wo, K + 1, x.dtype.itemsize, work))  # the threads' sums, in order
+    dw, db = dwb[:K].reshape(KH, KW, Cin, Cout), dwb[K]
     if not input_grad:
         return None, dw, db
     return conv2d_input_grad_fast(dout, w, x.shape[1:3], (sh, sw), (ph, pw)), dw, db
