@@ -2,7 +2,8 @@
 
 The layers of a spectrogram U-Net: batch 4, 64 frames x 512 bins (32 x 256 after a stride-2
 layer), float32, each timed as one step ``out = conv(x, w, b)``, then ``dx, dw, db`` from a
-fixed random upstream gradient.  Ours takes channel-last arrays (N, H, W, C); torch runs
+fixed random upstream gradient (the first layer's row without dx, as a network's input needs
+none, and once more with it).  Ours takes channel-last arrays (N, H, W, C); torch runs
 twice, in its default NCHW layout and in ``channels_last`` (the same memory order as ours),
 and the ratio is torch's faster layout over ours (> 1: scratchnet is faster).
 
@@ -24,9 +25,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
-#: name: (layer, Cin, Cout, kernel, stride, padding, output_padding, H, W) with H x W the input's size
+#: name: (layer, Cin, Cout, kernel, stride, padding, output_padding, H, W) with H x W the input's size;
+#: "1-16" is the network's first layer, whose input (the spectrogram) needs no gradient: no dx on
+#: either side (a second row with dx, "1-16-dx", for completeness)
 CASES = {
     "1-16": ("conv2d", 1, 16, 3, 1, 1, 0, 64, 512),
+    "1-16-dx": ("conv2d", 1, 16, 3, 1, 1, 0, 64, 512),
     "16-16": ("conv2d", 16, 16, 3, 1, 1, 0, 64, 512),
     "16-16-k5": ("conv2d", 16, 16, 5, 1, 2, 0, 64, 512),
     "16-32-s2": ("conv2d", 16, 32, 3, 2, 1, 0, 64, 512),
@@ -40,7 +44,12 @@ IMPLS = ("ours", "torch", "torch-cl")
 def describe(case):
     layer, Cin, Cout, k, s, p, op, H, W = CASES[case]
     what = f"{Cin}->{Cout}, {k}x{k}" + (f", stride {s}" if s > 1 else "")
+    what += "" if _input_grad(case) else " (no dx)"
     return ("transposed " if layer == "conv2d_transpose" else "") + what, f"{N}x{H}x{W}"
+
+
+def _input_grad(case):
+    return case != "1-16"
 
 
 # --------------------------------------------------------------------------- workers
@@ -62,10 +71,11 @@ def ours_step(case):
     from scratchnet.nn import conv2d, conv2d_transpose
     layer, Cin, Cout, k, s, p, op, H, W = CASES[case]
     x, w, b, dout = _arrays(case)
+    input_grad = _input_grad(case)
     if layer == "conv2d":
         def step():
             out, cache = conv2d.conv2d_forward_fast(x, w, b, s, p)
-            return conv2d.conv2d_backward_fast(dout, cache)
+            return conv2d.conv2d_backward_fast(dout, cache, input_grad=input_grad)
     else:
         def step():
             out, cache = conv2d_transpose.conv2d_transpose_forward_fast(x, w, b, s, p, op)
@@ -83,7 +93,7 @@ def torch_step(case, channels_last):
 
     def leaf(a, perm):  # NHWC numpy -> NCHW torch (weights: PyTorch's layout), then the memory order
         return torch.from_numpy(np.ascontiguousarray(a.transpose(perm))).contiguous(memory_format=fmt)
-    xt = leaf(x, (0, 3, 1, 2)).requires_grad_()
+    xt = leaf(x, (0, 3, 1, 2)).requires_grad_(_input_grad(case))
     wt = leaf(w, (3, 2, 0, 1)).requires_grad_()  # conv2d (Cout, Cin, k, k); transposed (Cin, Cout, k, k)
     bt = torch.from_numpy(b).requires_grad_()
     dt = leaf(dout, (0, 3, 1, 2))
@@ -162,8 +172,9 @@ def main():
         rows += r
     text = _common.table(["layer", "input N x H x W", "threads", "ours ms", "torch NCHW ms",
                           "torch channels_last ms", "ratio torch / ours (median)", "ratio range"], rows)
-    text += (f"\n\nOne step: forward, then dx, dW and db from a fixed upstream gradient, float32; the "
-             f"ratio takes torch's faster layout in each turn; {args.repeats} alternating turns of "
+    text += (f"\n\nOne step: forward, then dx (except where the row says no dx), dW and db from a "
+             f"fixed upstream gradient, float32; the ratio takes torch's faster layout in each turn; "
+             f"{args.repeats} alternating turns of "
              f"{args.steps} steps each.  NumPy's OpenBLAS kernels: {blas}.")
     _common.report("conv2d against PyTorch (issue 26)", text,
                    threads=" and ".join(map(str, args.threads)), append=not args.no_append)

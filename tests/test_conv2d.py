@@ -1,11 +1,12 @@
-"""The two-dimensional layers: conv2d and its adjoint conv2d_transpose (issue 26).
+"""The two-dimensional layers: conv2d, its adjoint conv2d_transpose, maxpool2d (issue 26).
 
 Every backward, readable and fast, against a centred finite difference in float64 over odd
 and even sizes, stride 1 and 2, padding 0, 1 and "same", one and several channels, N > 1;
 the transposed convolution held to be the adjoint of the convolution; both against PyTorch's
 ``conv2d`` / ``conv_transpose2d`` (forward and every gradient, through torch.autograd, layouts
 transposed NCHW <-> NHWC); the arguments' errors.  The fast pairs against the readable ones,
-and the Numba kernels against NumPy twins, are in tests/test_kernels.py.
+and the Numba kernels against NumPy twins, are in tests/test_kernels.py.  Max-pooling is
+checked on inputs without ties (a permutation of values 0.1 apart, far more than the step).
 """
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.nn import conv2d as C
 from scratchnet.nn import conv2d_transpose as T
+from scratchnet.nn import maxpool2d as M
 
 H_STEP = 1e-6  # finite-difference step
 TOL = 1e-6  # largest relative error accepted in float64
@@ -21,6 +23,8 @@ PAIRS = {"reference": (C.conv2d_forward, C.conv2d_backward),
          "fast": (C.conv2d_forward_fast, C.conv2d_backward_fast)}
 T_PAIRS = {"reference": (T.conv2d_transpose_forward, T.conv2d_transpose_backward),
            "fast": (T.conv2d_transpose_forward_fast, T.conv2d_transpose_backward_fast)}
+M_PAIRS = {"reference": (M.maxpool2d_forward, M.maxpool2d_backward),
+           "fast": (M.maxpool2d_forward_fast, M.maxpool2d_backward_fast)}
 
 #: N, H, W, Cin, Cout, KH, KW, stride, padding
 CONV_CASES = [
@@ -235,3 +239,77 @@ def test_conv2d_transpose_against_torch(backend, N, H, W, Cin, Cout, KH, KW, str
     _against_torch(torch, (lambda x, w, b: forward(x, w, b, stride, padding, output_padding), backward),
                    lambda x, w, b: F.conv_transpose2d(x, w, b, stride=stride, padding=padding,
                                                       output_padding=output_padding), arrays, leaves, rng)
+
+
+# --------------------------------------------------------------------------- max-pooling
+#: N, H, W, C, pool_size, stride, padding
+POOL_CASES = [(1, 4, 4, 1, 2, None, 0), (2, 5, 7, 3, 2, None, 0), (2, 6, 5, 2, 3, 2, 1),
+              (1, 5, 6, 2, (2, 3), (1, 2), (1, 0)), (3, 4, 5, 1, 3, 1, 1)]
+
+
+def _no_ties(rng, shape):
+    return (rng.permutation(int(np.prod(shape))) * 0.1).reshape(shape)  # gaps of 0.1 >> H_STEP
+
+
+@pytest.mark.parametrize("backend", ["reference", "fast"])
+@pytest.mark.parametrize("N,H,W,C,pool,stride,padding", POOL_CASES)
+def test_maxpool2d_gradients(backend, N, H, W, C, pool, stride, padding):
+    forward, backward = M_PAIRS[backend]
+    rng = np.random.default_rng(8)
+    x = _no_ties(rng, (N, H, W, C))
+    out, cache = forward(x, pool, stride, padding)
+    dout = rng.standard_normal(out.shape)
+    dx = backward(dout, cache)
+    assert dx.shape == x.shape
+    _check(lambda: forward(x, pool, stride, padding)[0], {"x": x}, {"x": dx}, dout)
+
+
+@pytest.mark.parametrize("backend", ["reference", "fast"])
+def test_maxpool2d_ties_go_to_the_first_pixel_and_overlaps_add(backend):
+    forward, backward = M_PAIRS[backend]
+    x = np.zeros((1, 3, 3, 1))  # all tied: every window's first pixel wins
+    out, cache = forward(x, 2, 1, 0)
+    dx = backward(np.ones_like(out), cache)
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    x[0, 1, 1, 0] = 1.0  # the centre wins all four overlapping windows
+    out, cache = forward(x, 2, 1, 0)
+    assert backward(np.ones_like(out), cache)[0, 1, 1, 0] == 4
+
+
+@pytest.mark.parametrize("backend", ["reference", "fast"])
+def test_maxpool2d_float32_in_float32_out(backend):
+    forward, backward = M_PAIRS[backend]
+    x = np.random.default_rng(9).standard_normal((2, 4, 6, 3)).astype(np.float32)
+    out, cache = forward(x, 2, None, 1)
+    assert out.dtype == np.float32 and backward(np.ones_like(out), cache).dtype == np.float32
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(pool_size=0), "pool_size=0 must be a positive integer"),
+    (dict(stride=(2, 0)), r"stride=\(2, 0\) must be"),
+    (dict(padding=2), r"padding=2 must be at most half of pool_size=\(2, 2\)"),
+    (dict(pool_size=6), "a 6x6 window does not fit an input of 5x6"),
+    (dict(x=np.ones((5, 6, 2))), r"x \(5, 6, 2\) is not \(N, H, W, C\)"),
+])
+def test_maxpool2d_rejects_bad_arguments(kwargs, words):
+    args = dict(x=np.ones((1, 5, 6, 2)), pool_size=2, stride=None, padding=0)
+    args.update(kwargs)
+    for forward, _ in M_PAIRS.values():
+        with pytest.raises(ValueError, match=words):
+            forward(**args)
+
+
+@pytest.mark.parametrize("backend", ["reference", "fast"])
+@pytest.mark.parametrize("N,H,W,C,pool,stride,padding", POOL_CASES)
+def test_maxpool2d_against_torch(backend, N, H, W, C, pool, stride, padding):
+    torch = pytest.importorskip("torch")
+    forward, backward = M_PAIRS[backend]
+    rng = np.random.default_rng(10)
+    x = _no_ties(rng, (N, H, W, C))
+    out, cache = forward(x, pool, stride, padding)
+    xt = torch.tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), requires_grad=True)
+    out_t = torch.nn.functional.max_pool2d(xt, pool, stride, padding)
+    np.testing.assert_array_equal(out, out_t.detach().numpy().transpose(0, 2, 3, 1))
+    dout = rng.standard_normal(out.shape)
+    out_t.backward(torch.tensor(np.ascontiguousarray(dout.transpose(0, 3, 1, 2))))
+    np.testing.assert_allclose(backward(dout, cache), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from scratchnet import losses, optimizers, signal
-from scratchnet.nn import _gated, context, conv1d, conv2d, conv2d_transpose, mask, maxpool1d
+from scratchnet.nn import _gated, context, conv1d, conv2d, conv2d_transpose, mask, maxpool1d, maxpool2d
 from scratchnet.nn import gru as G
 from scratchnet.nn import lstm as L
 from scratchnet.nn import rnn as R
@@ -177,6 +177,21 @@ def test_maxpool1d(dtype, tol, N, T_pad, C, pool, stride):
     dout = _randn(rng, out.shape, dtype)
     _close(maxpool1d.maxpool1d_backward_fast(dout, cache), maxpool1d.maxpool1d_backward(dout, cache_ref),
            tol, "maxpool backward")
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,H,W,C,pool,stride,padding", [(1, 1, 1, 1, 1, None, 0), (2, 6, 7, 3, 2, None, 0),
+                                                         (2, 5, 6, 2, 3, 2, 1), (1, 4, 7, 3, (2, 3), 1, (1, 1))])
+def test_maxpool2d(dtype, tol, N, H, W, C, pool, stride, padding):
+    rng = np.random.default_rng(14)
+    x = _randn(rng, (N, H, W, C), dtype)
+    x[:, :, 1::2] = x[:, :, 0:W - 1:2]  # bin 2j+1 repeats bin 2j: exact ties, the first wins
+    out, cache = maxpool2d.maxpool2d_forward_fast(x, pool, stride, padding)
+    out_ref, cache_ref = maxpool2d.maxpool2d_forward(x, pool, stride, padding)
+    _close(out, out_ref, tol, "maxpool2d forward")
+    dout = _randn(rng, out.shape, dtype)
+    _close(maxpool2d.maxpool2d_backward_fast(dout, cache), maxpool2d.maxpool2d_backward(dout, cache_ref),
+           tol, "maxpool2d backward")  # the same winners: the same routes
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)

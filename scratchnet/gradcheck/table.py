@@ -16,7 +16,7 @@ THRESHOLD = 1e-6
 #: (a group's random stream is its index here, so new groups go at the end: the rows of the
 #: others stay as they were)
 GROUPS = ("affine", "activations", "context", "conv1d", "maxpool1d", "mask", "rnn", "gru",
-          "lstm", "loss", "model", "level", "conv2d", "conv2d_transpose")
+          "lstm", "loss", "model", "level", "conv2d", "conv2d_transpose", "maxpool2d")
 
 
 def _layer_check(what, forward, inputs, grads, dout, h=1e-6):
@@ -103,6 +103,21 @@ def _conv2d_transpose_rows(rng):
             rows += _layer_check(f"{label} (3x3, s={stride}, p=1, op={op})",
                                  lambda: fwd(x, w, b, stride, 1, op)[0],
                                  {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout)
+    return rows
+
+
+def _maxpool2d_rows(rng):
+    """Windows side by side (2x2) and overlapping with padding (3x3, stride 2, padding 1), both pairs."""
+    from ..nn import maxpool2d as M
+    x = (rng.permutation(2 * 5 * 6 * 3) * 0.1).reshape(2, 5, 6, 3)  # no ties: gaps of 0.1 >> h
+    rows = []
+    for label, fwd, bwd in (("maxpool2d", M.maxpool2d_forward, M.maxpool2d_backward),
+                            ("maxpool2d (fast)", M.maxpool2d_forward_fast, M.maxpool2d_backward_fast)):
+        for pool, stride, padding in ((2, None, 0), (3, 2, 1)):
+            out, c = fwd(x, pool, stride, padding)
+            dout = rng.standard_normal(out.shape)
+            rows += _layer_check(f"{label} ({pool}x{pool}, s={stride or pool}, p={padding})",
+                                 lambda: fwd(x, pool, stride, padding)[0], {"x": x}, {"x": bwd(dout, c)}, dout)
     return rows
 
 
@@ -261,8 +276,8 @@ def gradient_table(seed=0, *, only=None):
     """Check every layer, objective and model of scratchnet; returns (what, tensor, error) rows.
 
     Float64 throughout, step h = 1e-6.  Inputs of kinked functions are drawn away from the
-    kinks: ReLU inputs and mask logits have |value| >= 0.1, max-pool inputs are a permutation
-    of values 0.1 apart, and models are checked at inputs whose :meth:`Model.kink_margin` is
+    kinks: ReLU inputs and mask logits have |value| >= 0.1, max-pool inputs (1-D and 2-D) are
+    a permutation of values 0.1 apart, and models are checked at inputs whose :meth:`Model.kink_margin` is
     above 1e-3.  This is what ``python -m scratchnet.gradcheck`` prints.
 
     Parameters
@@ -283,7 +298,8 @@ def gradient_table(seed=0, *, only=None):
               "rnn": _rnn_rows, "gru": lambda r: _gated_rows(r, "gru"),
               "lstm": lambda r: _gated_rows(r, "lstm"), "loss": _loss_rows,
               "model": lambda r: _model_rows_all(seed), "level": _level_rows,
-              "conv2d": _conv2d_rows, "conv2d_transpose": _conv2d_transpose_rows}
+              "conv2d": _conv2d_rows, "conv2d_transpose": _conv2d_transpose_rows,
+              "maxpool2d": _maxpool2d_rows}
     rows = []
     for i, group in enumerate(GROUPS):
         if group in only:
