@@ -21,15 +21,24 @@ The readable pair writes the sums as ``einsum`` over sliding windows.  The fast 
 block of output rows at a time ("im2col": row = one output pixel, columns = its KH*KW*Cin
 inputs, the padding written as zeros by the kernel, no padded copy of x) into a buffer small
 enough to stay in the core's cache, and multiplies it by the (KH*KW*Cin, Cout) weight matrix:
-one GEMM per block with the largest inner dimension the layer offers.  Backward unfolds each
-block again (cheaper than keeping the whole unfolded input: it stays in cache) for dW; with
-stride 1, dx is the forward's convolution of dout with the flipped kernel, and with a larger
-stride each block's unfolded gradient ``dout W^T`` is folded back by the adjoint kernel.
+one GEMM per block with the largest inner dimension the layer offers.  Each unfolded row ends
+with a 1, whose weight is b: the bias costs no pass of its own, and in backward the same GEMM
+that sums dW gives db.  Backward unfolds each block again (cheaper than keeping the whole
+unfolded input: a block stays in cache).  dx takes one of two routes, whichever writes less:
+
+* stride 1 and Cout <= Cin: dx is a stride-1 convolution of dout with the flipped kernel, and
+  that one unfolding of dout gives dW as well (``x_block^T dout_unfolded``, the flipped taps);
+* otherwise: each block's ``dout W^T`` (KH*KW*Cin values a pixel) is added back onto the
+  pixels it came from by :func:`_fold`, the adjoint of :func:`_unfold`.
+
+With several kernel threads (:mod:`threads`) each takes a stretch of output rows (of whole
+images when folding, whose windows overlap) and its own dW sum; their GEMMs then run on one
+BLAS thread each.
 """
 import numpy as np
 from numba import njit
 
-from .threads import over_slices
+from .threads import get_threads, over_slices, slices
 
 
 def _pair(value, name, low):
@@ -208,22 +217,77 @@ def _fold(dcols, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx):
 _BLOCK_BYTES = 1 << 18  # an unfolded block this size stays in a core's L2 cache with its GEMM
 
 
-def _over_images(N, Ho, Wo, K, itemsize, work):
-    """Run ``work(blocks)`` for the output rows of whole images, one stretch of the batch a thread.
+def _openblas_local_threads():
+    """OpenBLAS's ``openblas_set_num_threads_local`` (0.3.27+) in the library NumPy loaded, or None.
+
+    It sets the number of threads BLAS uses for calls *from the calling thread* only.
+    """
+    import ctypes
+    import os
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln})
+    except OSError:
+        return None
+    here = os.path.dirname(os.path.dirname(np.__file__))  # site-packages: numpy.libs is NumPy's own copy
+    for path in sorted(paths, key=lambda p: not p.startswith(here)):
+        fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
+        if fn is not None:
+            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            return fn
+    return None
+
+
+_LOCAL_THREADS = []  # [the setter, or None], looked up on first use
+
+
+def _one_blas_thread(work):
+    """``work`` with BLAS on one thread for this thread's calls, where OpenBLAS allows it.
+
+    When the kernels' threads run the blocks, each block's GEMM is small: BLAS threads of its
+    own only wait for each other and for ours (a 16-core Xeon, the batch split over two threads,
+    16 -> 16 channels on 4x64x512: 38 ms a step with two BLAS threads, 27 ms with one;
+    bench/RESULTS.md).  Elsewhere than OpenBLAS, BLAS is left as it is.
+    """
+    if not _LOCAL_THREADS:
+        _LOCAL_THREADS.append(_openblas_local_threads())
+    setter = _LOCAL_THREADS[0]
+
+    def run(*args):
+        if setter is None:
+            return work(*args)
+        previous = setter(1)
+        try:
+            return work(*args)
+        finally:
+            setter(previous)
+    return run
+
+
+def _in_blocks(N, Ho, Wo, K, itemsize, work, *, whole_images=False):
+    """Run ``work(blocks, rows)`` over every output row, one stretch of rows a thread.
 
     ``blocks`` are ranges (q0, q1) of output rows (q = n*Ho + h) whose unfolded block (K values
-    a pixel) fits _BLOCK_BYTES.  Images never share an input pixel, so the threads write
-    disjoint parts of every result; sums over the batch (dW) are taken per thread and added
-    in order by the caller.  Returns the list of what each thread's ``work`` returned.
+    a pixel) fits _BLOCK_BYTES, and ``rows`` the most rows a block has.  The threads write
+    disjoint rows of every result; sums over the batch (dW) are taken per thread and added in
+    order by the caller.  ``whole_images`` keeps each image on one thread (folding adds into
+    input rows that neighbouring output rows share; images share none).  Returns the list of
+    what each thread's ``work`` returned, in order.
     """
     rows = max(1, _BLOCK_BYTES // (Wo * K * itemsize))
-    results = [None] * N
+    unit = Ho if whole_images else 1  # output rows per unit of the split
+    results = {}
 
-    def stretch(n0, n1):
-        q_end = n1 * Ho
-        results[n0] = work([(q0, min(q0 + rows, q_end)) for q0 in range(n0 * Ho, q_end, rows)], rows)
-    over_slices(stretch, N)
-    return [r for r in results if r is not None]
+    def stretch(u0, u1):
+        q_end = u1 * unit
+        results[u0] = work([(q0, min(q0 + rows, q_end)) for q0 in range(u0 * unit, q_end, rows)], rows)
+    units = N if whole_images else N * Ho
+    grain = 1 if whole_images else rows  # a thread gets a whole block at least
+    if len(slices(units, max(1, min(get_threads(), units // grain)))) > 1:
+        over_slices(_one_blas_thread(stretch), units, grain)
+    else:
+        stretch(0, units)
+    return [results[u] for u in sorted(results)]
 
 
 def _conv_fast(x, w, b, stride, padding, out_size):
@@ -243,7 +307,7 @@ def _conv_fast(x, w, b, stride, padding, out_size):
             c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
             np.matmul(c, wmat, out=out[q0 * Wo:q1 * Wo])  # the block's pixels in one GEMM, bias included
         return True
-    _over_images(N, Ho, Wo, len(wmat), x.dtype.itemsize, work)
+    _in_blocks(N, Ho, Wo, len(wmat), x.dtype.itemsize, work)
     return out.reshape(N, Ho, Wo, Cout)
 
 
@@ -292,7 +356,7 @@ def conv2d_input_grad_fast(dout, w, size, stride, padding):
             d = np.matmul(dout_rows[q0 * Wo:q1 * Wo], wmat_t, out=dcols[:(q1 - q0) * Wo])  # KH*KW*Cin a pixel
             _fold(d, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx)
         return True
-    _over_images(N, Ho, Wo, K, dout.dtype.itemsize, work)
+    _in_blocks(N, Ho, Wo, K, dout.dtype.itemsize, work, whole_images=True)
     return dx
 
 
@@ -320,7 +384,7 @@ def _backward_through_dout(x, dout, w, padding):
             np.matmul(c, wf, out=dx[q0 * W:q1 * W])  # dx of the block's pixels
             dwf += np.matmul(x_rows[q0 * W:q1 * W].T, c, out=part)  # += : summed over the blocks
         return dwf
-    dwf = sum(_over_images(N, H, W, K, x.dtype.itemsize, work))  # the threads' sums, in order
+    dwf = sum(_in_blocks(N, H, W, K, x.dtype.itemsize, work))  # the threads' sums, in order
     dw = dwf.reshape(Cin, KH, KW, Cout)[:, ::-1, ::-1].transpose(1, 2, 0, 3)  # KH,KW,Cin,Cout
     dout_rows = dout.reshape(-1, Cout)
     db = np.ones(len(dout_rows), x.dtype) @ dout_rows  # a GEMV: sum(axis=0) over 16 columns is slow
@@ -346,7 +410,7 @@ def conv2d_backward_fast(dout, cache, *, input_grad=True):
             c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
             dwb += np.matmul(c.T, dout_rows[q0 * Wo:q1 * Wo], out=part)  # += : summed over the blocks
         return dwb
-    dwb = sum(_over_images(N, Ho, Wo, K + 1, x.dtype.itemsize, work))  # the threads' sums, in order
+    dwb = sum(_in_blocks(N, Ho, Wo, K + 1, x.dtype.itemsize, work))  # the threads' sums, in order
     dw, db = dwb[:K].reshape(KH, KW, Cin, Cout), dwb[K]
     if not input_grad:
         return None, dw, db
