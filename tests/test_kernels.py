@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from scratchnet import losses, optimizers, signal
-from scratchnet.nn import _gated, context, conv1d, conv2d, conv2d_transpose, mask, maxpool1d, maxpool2d
+from scratchnet.nn import _gated, context, conv1d, conv2d, conv2d_transpose, mask, maxpool1d, maxpool2d, norm2d
 from scratchnet.nn import gru as G
 from scratchnet.nn import lstm as L
 from scratchnet.nn import rnn as R
@@ -192,6 +192,24 @@ def test_maxpool2d(dtype, tol, N, H, W, C, pool, stride, padding):
     dout = _randn(rng, out.shape, dtype)
     _close(maxpool2d.maxpool2d_backward_fast(dout, cache), maxpool2d.maxpool2d_backward(dout, cache_ref),
            tol, "maxpool2d backward")  # the same winners: the same routes
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("over", ["batch", "instance"])
+@pytest.mark.parametrize("shape", [(1, 1, 2, 1), (2, 3, 4, 5), (3, 5, 2, 8)])
+def test_norm2d(dtype, tol, over, shape):
+    rng = np.random.default_rng(15)
+    x = (3 * _randn(rng, shape, dtype) + 2).astype(dtype)
+    gamma, beta = _randn(rng, shape[3:], dtype), _randn(rng, shape[3:], dtype)
+    out, cache = norm2d.norm2d_forward_fast(x, gamma, beta, over)
+    out_ref, cache_ref = norm2d.norm2d_forward(x, gamma, beta, over)
+    _close(out, out_ref, tol, "norm2d forward")
+    for name, i in (("mean", 2), ("var", 3)):  # the fast pair keeps them in float64
+        _close(cache[i].astype(dtype), cache_ref[i], tol, f"norm2d {name}")
+    dout = _randn(rng, shape, dtype)
+    for name, g, g_ref in zip(("dx", "dgamma", "dbeta"), norm2d.norm2d_backward_fast(dout, cache),
+                              norm2d.norm2d_backward(dout, cache_ref)):
+        _close(g, g_ref, tol * 10, f"norm2d {name}")  # sums of products over a group
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)

@@ -16,7 +16,8 @@ THRESHOLD = 1e-6
 #: (a group's random stream is its index here, so new groups go at the end: the rows of the
 #: others stay as they were)
 GROUPS = ("affine", "activations", "context", "conv1d", "maxpool1d", "mask", "rnn", "gru",
-          "lstm", "loss", "model", "level", "conv2d", "conv2d_transpose", "maxpool2d")
+          "lstm", "loss", "model", "level", "conv2d", "conv2d_transpose", "maxpool2d",
+          "norm2d")
 
 
 def _layer_check(what, forward, inputs, grads, dout, h=1e-6):
@@ -118,6 +119,24 @@ def _maxpool2d_rows(rng):
             dout = rng.standard_normal(out.shape)
             rows += _layer_check(f"{label} ({pool}x{pool}, s={stride or pool}, p={padding})",
                                  lambda: fwd(x, pool, stride, padding)[0], {"x": x}, {"x": bwd(dout, c)}, dout)
+    return rows
+
+
+def _norm2d_rows(rng):
+    """Batch and instance normalisation, x, gamma and beta, both pairs."""
+    from ..nn import norm2d as Nm
+    x = 2 * rng.standard_normal((2, 3, 4, 3)) + 1
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    rows = []
+    for label, fwd, bwd in (("norm2d", Nm.norm2d_forward, Nm.norm2d_backward),
+                            ("norm2d (fast)", Nm.norm2d_forward_fast, Nm.norm2d_backward_fast)):
+        for over in Nm.OVER:
+            out, c = fwd(x, gamma, beta, over)
+            dout = rng.standard_normal(out.shape)
+            dx, dgamma, dbeta = bwd(dout, c)
+            rows += _layer_check(f"{label} ({over})", lambda: fwd(x, gamma, beta, over)[0],
+                                 {"x": x, "gamma": gamma, "beta": beta},
+                                 {"x": dx, "gamma": dgamma, "beta": dbeta}, dout)
     return rows
 
 
@@ -299,7 +318,7 @@ def gradient_table(seed=0, *, only=None):
               "lstm": lambda r: _gated_rows(r, "lstm"), "loss": _loss_rows,
               "model": lambda r: _model_rows_all(seed), "level": _level_rows,
               "conv2d": _conv2d_rows, "conv2d_transpose": _conv2d_transpose_rows,
-              "maxpool2d": _maxpool2d_rows}
+              "maxpool2d": _maxpool2d_rows, "norm2d": _norm2d_rows}
     rows = []
     for i, group in enumerate(GROUPS):
         if group in only:

@@ -9,6 +9,7 @@
 ``conv2d``             2-D convolution over (time, frequency), channels last
 ``conv2d_transpose``   the transposed 2-D convolution (upsampling), conv2d's adjoint
 ``maxpool2d``          max-pooling over (time, frequency)
+``norm2d``             batch and instance normalisation of channel-last maps
 ``mask``               the joint soft time-frequency mask
 ``rnn``                the ReLU RNN step, BPTT written from it, the recurrence kernels
 ``gru``                the GRU, as ``rnn`` (``_gated`` holds what it shares with the LSTM)
