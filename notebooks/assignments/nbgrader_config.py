@@ -11,5 +11,7 @@ c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = "scratchnet"
 #: what a student finds in place of each solution region
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-#: a cell may run as long as the slowest training of train_your_own needs on one core
+#: what a student finds in place of each written answer (its model answer and rubric removed)
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+#: a cell may run as long as the slowest training of train_your_own needs on one core (~15 s), with room
 c.ExecutePreprocessor.timeout = 600

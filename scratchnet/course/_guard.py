@@ -206,12 +206,25 @@ def _install_stand_ins(swaps, origs, graded, namespace):
                 if _is_fn(v) and v in stands:
                     swaps.setitem(c, i, stands[v])
 
+    def swap_in_closure(f):
+        """A function that wraps one of scratchnet's (the training assignment installs
+        ``counted(rnn_step_backward)`` in scratchnet.nn.rnn) gets the stand-in in its closure."""
+        for cell in getattr(f, "__closure__", None) or ():
+            try:
+                c = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if _is_fn(c) and c in stands:
+                swaps.setattr(cell, "cell_contents", stands[c])
+
     for mod_name, module in list(sys.modules.items()):
         if not (mod_name == "scratchnet" or mod_name.startswith("scratchnet.")) or module is None:
             continue
         for attr, v in list(vars(module).items()):
             if _is_fn(v) and v in stands:
                 swaps.setattr(module, attr, stands[v])
+            elif _is_fn(v) and v.__closure__ and v.__module__ != mod_name:
+                swap_in_closure(v)  # a learner's wrapper put in a scratchnet module
             elif isinstance(v, (dict, list)):
                 swap_in_container(v)
             elif isinstance(v, type) and v.__module__ == mod_name:
@@ -227,13 +240,7 @@ def _install_stand_ins(swaps, origs, graded, namespace):
         elif isinstance(v, (dict, list)):
             swap_in_container(v)
         elif isinstance(v, types.FunctionType) and v.__globals__ is namespace:
-            for cell in v.__closure__ or ():
-                try:
-                    c = cell.cell_contents
-                except ValueError:  # an empty cell
-                    continue
-                if _is_fn(c) and c in stands:
-                    swaps.setattr(cell, "cell_contents", stands[c])
+            swap_in_closure(v)
             for attr in ("__defaults__",):
                 d = getattr(v, attr)
                 if d and any(_is_fn(x) and x in stands for x in d):
