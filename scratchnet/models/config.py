@@ -29,6 +29,13 @@ Architectures (``config["arch"]``)
     thousandfold within 200 batches and it stalled on a near-constant mask (validation
     5.2 dB); at 3e-4 it trains (``configs/hybrid_huang.json``, figures/README.md).
 
+``unet``
+    a U-Net over the spectrogram (:mod:`scratchnet.models.unet`): ``unet_channels`` per
+    scale, ``unet_kernel`` x ``unet_kernel`` convolutions over time and frequency, each scale
+    halving both axes, skip connections, and a 1 x 1 convolution to the mask's two channels
+    (no dense output layer).  Fully convolutional: it trains on patches and separates a
+    chunk of any length.
+
 Every recurrent layer uses the cell ``cell`` (``relu``: Huang's h_t = relu(W x_t + U h_{t-1} +
 b); the gated cells of :mod:`scratchnet.nn`), and with ``bidirectional`` a second cell reads
 the sequence backwards, doubling the layer's output.
@@ -55,7 +62,7 @@ test gives ``n_bins`` alone.
 from ..errors import ScratchnetError
 from ..signal import HOP_LENGTH, N_FFT, WINDOW
 
-ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid")
+ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid", "unet")
 FEATURES = ("magnitude", "log1p")
 FEATURE_NORMS = ("per_bin", "global")
 CELLS = ("relu", "gru", "lstm")
@@ -68,6 +75,7 @@ DEFAULTS = {
     "n_fft": N_FFT, "hop_length": HOP_LENGTH, "window": WINDOW, "seed": 0, "dtype": "float32",
     "inference_seq_len": None, "cell": "relu", "bidirectional": False, "mask_power": 1.0,
     "feature_norm": "per_bin", "level_window": 2.0,
+    "unet_channels": [8, 16, 32, 64], "unet_kernel": 3,
 }
 
 #: what a config saved before a key existed meant by its absence (it ran without the feature)
@@ -94,6 +102,12 @@ def make_config(**overrides):
     w = config["level_window"]
     if w is not None and not (isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < 1e6):
         raise ScratchnetError(f"level_window={w!r} must be a number of seconds >= 0, or None")
+    ch, k = config["unet_channels"], config["unet_kernel"]
+    if not (isinstance(ch, (list, tuple)) and len(ch) >= 1
+            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in ch)):
+        raise ScratchnetError(f"unet_channels={ch!r} must be a list of positive integers, one per scale")
+    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2 == 1):
+        raise ScratchnetError(f"unet_kernel={k!r} must be an odd positive integer")
     if config["n_bins"] is None:
         config["n_bins"] = 1 + n_fft // 2
     return config
@@ -114,6 +128,9 @@ def layer_specs(config):
     """The list of layer specs (dicts) that an architecture is made of."""
     F, arch = config["n_bins"], config["arch"]
     specs = []
+    if arch == "unet":  # ends in the mask's two channels itself: no dense output layer
+        return [{"kind": "unet", "name": "unet", "channels": list(config["unet_channels"]),
+                 "kernel": config["unet_kernel"]}]
     if arch == "hybrid":
         d = F
         for i, c in enumerate(config["conv_filters"], 1):

@@ -236,6 +236,7 @@ class Model:
 def save_with_config(path, arrays, config):
     """Write ``arrays`` and ``config`` to ``path`` (.npz) and the config as .json beside,
     each atomically; returns the .npz path.  Models and ensembles are saved through it."""
+    path = str(path)  # a str or any os.PathLike
     base = path[:-4] if path.endswith(".npz") else path
     files.save_npz(base + ".npz", arrays, meta={"config": config})
     files.write_json(base + ".json", config)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..nn import activations, affine, context, conv1d, gru, init, lstm, maxpool1d, rnn
 from ..nn.backend import pick
+from . import unet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +191,10 @@ LAYERS = {
                            "b": ((s["out"],), _zeros)},
         forward=lambda h, p, s: pick(conv1d, "conv1d_forward")(h, p["W"], p["b"]),
         backward=_conv_backward),
+    "unet": LayerKind(  # a whole encoder-decoder: its skips are not a chain (models/unet.py)
+        tensors=unet.unet_tensors,
+        forward=unet.unet_forward,
+        backward=unet.unet_backward),
     "pool": LayerKind(
         tensors=lambda s: {},
         forward=lambda h, p, s: pick(maxpool1d, "maxpool1d_forward")(h, s["size"], s["stride"], "same"),
