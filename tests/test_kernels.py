@@ -131,6 +131,33 @@ def test_conv2d_unfold_and_fold(dtype, tol, N, H, W, C, KH, KW, stride, padding,
     _close(dx, _fold_numpy(dcols, q0, q1, *geometry, x.shape), tol, "fold")
 
 
+def _unfold_rows_numpy(x, n, r0, r1, KW, sw, pw, Wo):
+    """conv2d._unfold_rows's twin: windows along frequency of the zero-padded rows r0..r1 of image n."""
+    N, H, W, C = x.shape
+    pad_top, pad_bottom = max(0, -r0), max(0, r1 - H)
+    x_pad = np.pad(x[n], ((pad_top, pad_bottom), (pw, pw + KW), (0, 0)))[r0 + pad_top:r1 + pad_top]
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, KW, axis=1)[:, ::sw][:, :Wo]  # rows,Wo,C,KW
+    return win.transpose(0, 1, 3, 2).reshape((r1 - r0) * Wo, KW * C)
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("N,H,W,C,KW,sw,pw,n,r0,r1", [
+    (1, 1, 1, 1, 1, 1, 0, 0, 0, 1), (2, 5, 6, 3, 3, 1, 1, 1, -1, 4), (2, 4, 7, 2, 3, 2, 1, 0, 2, 6),
+    (1, 3, 5, 2, 2, 1, 0, 0, -2, 5)])
+def test_conv2d_unfold_and_fold_rows(dtype, tol, N, H, W, C, KW, sw, pw, n, r0, r1):
+    rng = np.random.default_rng(16)
+    x = _randn(rng, (N, H, W, C), dtype)
+    Wo = (W + 2 * pw - KW) // sw + 1
+    U = np.full(((r1 - r0) * Wo, KW * C + 1), np.nan, dtype)  # every entry must be written
+    U = conv2d._unfold_rows(x, n, r0, r1, KW, sw, pw, Wo, U)
+    _close(U[:, :-1], _unfold_rows_numpy(x, n, r0, r1, KW, sw, pw, Wo), tol, "unfold_rows")
+    np.testing.assert_array_equal(U[:, -1], 1)  # the bias's constant input
+    dU = _randn(rng, (len(U), KW * C), dtype)
+    dx = conv2d._fold_rows(dU, n, r0, r1, KW, sw, pw, Wo, np.zeros_like(x))
+    np.testing.assert_allclose(np.sum(dx * x), np.sum(dU * U[:, :-1]), rtol=tol * 10)  # the adjoint
+    assert not dx[np.arange(N) != n].any()  # no other image touched
+
+
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("N,H,W,Cin,Cout,KH,KW,stride,padding", CONV2D_CASES)
 def test_conv2d(dtype, tol, N, H, W, Cin, Cout, KH, KW, stride, padding):

@@ -17,19 +17,22 @@ x_pad that no window reached (when ``sh`` does not divide ``H + 2 ph - KH``) get
 ``padding="same"`` (odd kernels) pads ``(KH-1)//2`` and ``(KW-1)//2``: with stride 1 the output
 keeps the input's size, with stride s it has ``ceil(H / s)`` frames.
 
-The readable pair writes the sums as ``einsum`` over sliding windows.  The fast pair unfolds a
-block of output rows at a time ("im2col": row = one output pixel, columns = its KH*KW*Cin
-inputs, the padding written as zeros by the kernel, no padded copy of x) into a buffer small
-enough to stay in the core's cache, and multiplies it by the (KH*KW*Cin, Cout) weight matrix:
-one GEMM per block with the largest inner dimension the layer offers.  Each unfolded row ends
-with a 1, whose weight is b: the bias costs no pass of its own, and in backward the same GEMM
-that sums dW gives db.  Backward unfolds each block again (cheaper than keeping the whole
-unfolded input: a block stays in cache).  dx takes one of two routes, whichever writes less:
+The readable pair writes the sums as ``einsum`` over sliding windows.  The fast pair works on
+blocks of output rows small enough to stay in cache and never pads a copy of x (the kernels
+write the zeros).  With stride 1 in time, output row h's window is input rows h .. h+KH-1:
+a block unfolds each of its input rows once, along frequency only (:func:`_unfold_rows`: row
+= one pixel, columns = its KW*Cin neighbours), and takes KH GEMMs, kernel row i times the
+unfolded rows from i on, summed by BLAS itself (beta = 1).  A larger stride in time unfolds a
+block the classic way (:func:`_unfold`, "im2col": KH*KW*Cin columns) for one GEMM.  Each
+unfolded row ends with a 1, whose weight is b: the bias costs no pass of its own, and in
+backward the GEMM that sums dW gives db.  Backward unfolds each block again (cheaper than
+keeping the forward's: a block stays in cache).  dx takes one of two routes, whichever
+writes less:
 
 * stride 1 and Cout <= Cin: dx is a stride-1 convolution of dout with the flipped kernel, and
   that one unfolding of dout gives dW as well (``x_block^T dout_unfolded``, the flipped taps);
-* otherwise: each block's ``dout W^T`` (KH*KW*Cin values a pixel) is added back onto the
-  pixels it came from by :func:`_fold`, the adjoint of :func:`_unfold`.
+* otherwise: each block's ``dout W^T`` is added back onto the pixels it came from by
+  :func:`_fold_rows` or :func:`_fold`, the adjoints of the unfoldings.
 
 With several kernel threads (:mod:`threads`) each takes a stretch of output rows (of whole
 images when folding, whose windows overlap) and its own dW sum; their GEMMs then run on one
@@ -213,32 +216,78 @@ def _fold(dcols, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx):
     return dx
 
 
+@njit(cache=True, nogil=True)
+def _unfold_rows(x, n, r0, r1, KW, sw, pw, Wo, U):
+    """Input rows r0 <= r < r1 of image n unfolded along frequency only: for u = (r-r0)*Wo + w,
+
+    ``U[u, j*C + c] = x[n, r, w*sw+j-pw, c]``, 0 where that falls outside x (rows too); and
+    ``U[u, KW*C] = 1`` where U has that one column more.  Output row h's window is then the
+    rows h+i (i < KH) of U side by side: each input row is unfolded once, not KH times.
+    """
+    H, W, C = x.shape[1], x.shape[2], x.shape[3]
+    K = KW * C
+    if U.shape[1] > K:
+        for u in range((r1 - r0) * Wo):
+            U[u, K] = 1.0
+    for r in range(r0, r1):
+        u0 = (r - r0) * Wo
+        for j in range(KW):
+            base = j * C
+            for wo in range(Wo):
+                wj = wo * sw + j - pw
+                if 0 <= r < H and 0 <= wj < W:
+                    for c in range(C):
+                        U[u0 + wo, base + c] = x[n, r, wj, c]
+                else:
+                    for c in range(C):
+                        U[u0 + wo, base + c] = 0.0  # the zero padding
+    return U
+
+
+@njit(cache=True, nogil=True)
+def _fold_rows(dU, n, r0, r1, KW, sw, pw, Wo, dx):
+    """The adjoint of :func:`_unfold_rows`: each column of ``dU`` added back onto its pixel."""
+    H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
+    for r in range(max(r0, 0), min(r1, H)):  # padding rows: their gradient is dropped
+        u0 = (r - r0) * Wo
+        for j in range(KW):
+            base = j * C
+            for wo in range(Wo):
+                wj = wo * sw + j - pw
+                if 0 <= wj < W:
+                    for c in range(C):
+                        dx[n, r, wj, c] += dU[u0 + wo, base + c]  # += : windows overlap
+    return dx
+
+
 # --------------------------------------------------------------------------- fast pair
-_BLOCK_BYTES = 1 << 18  # an unfolded block this size stays in a core's L2 cache with its GEMM
+_BLOCK_BYTES = 1 << 18  # an im2col block this size stays in a core's L2 cache with its GEMM
+_ROWS_BYTES = 1 << 21  # a block of unfolded rows: its GEMMs read it KH times, from L2 or L3
 
 
 def _openblas_local_threads():
-    """OpenBLAS's ``openblas_set_num_threads_local`` (0.3.27+) in the library NumPy loaded, or None.
+    """``openblas_set_num_threads_local`` (OpenBLAS 0.3.27+) of every OpenBLAS loaded (NumPy's and
+    SciPy's each bring one), as a list; empty elsewhere than OpenBLAS.
 
     It sets the number of threads BLAS uses for calls *from the calling thread* only.
     """
     import ctypes
-    import os
+    import scipy.linalg.blas  # noqa: F401 -- loads SciPy's OpenBLAS, which _gemm calls
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and ".so" in ln})
     except OSError:
-        return None
-    here = os.path.dirname(os.path.dirname(np.__file__))  # site-packages: numpy.libs is NumPy's own copy
-    for path in sorted(paths, key=lambda p: not p.startswith(here)):
+        return []
+    setters = []
+    for path in paths:
         fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
         if fn is not None:
             fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-            return fn
-    return None
+            setters.append(fn)
+    return setters
 
 
-_LOCAL_THREADS = []  # [the setter, or None], looked up on first use
+_LOCAL_THREADS = []  # [the setters], looked up on first use
 
 
 def _one_blas_thread(work):
@@ -251,36 +300,37 @@ def _one_blas_thread(work):
     """
     if not _LOCAL_THREADS:
         _LOCAL_THREADS.append(_openblas_local_threads())
-    setter = _LOCAL_THREADS[0]
+    setters = _LOCAL_THREADS[0]
 
     def run(*args):
-        if setter is None:
-            return work(*args)
-        previous = setter(1)
+        previous = [set_threads(1) for set_threads in setters]
         try:
             return work(*args)
         finally:
-            setter(previous)
+            for set_threads, k in zip(setters, previous):
+                set_threads(k)
     return run
 
 
-def _in_blocks(N, Ho, Wo, K, itemsize, work, *, whole_images=False):
-    """Run ``work(blocks, rows)`` over every output row, one stretch of rows a thread.
+def _in_blocks(N, Ho, rows, work, *, whole_images=False):
+    """Run ``work(blocks)`` over every output row, one stretch of rows a thread.
 
-    ``blocks`` are ranges (q0, q1) of output rows (q = n*Ho + h) whose unfolded block (K values
-    a pixel) fits _BLOCK_BYTES, and ``rows`` the most rows a block has.  The threads write
-    disjoint rows of every result; sums over the batch (dW) are taken per thread and added in
-    order by the caller.  ``whole_images`` keeps each image on one thread (folding adds into
-    input rows that neighbouring output rows share; images share none).  Returns the list of
-    what each thread's ``work`` returned, in order.
+    ``blocks`` are ranges (q0, q1) of at most ``rows`` output rows (q = n*Ho + h) of one image
+    each.  The threads write disjoint rows of every result; sums over the batch (dW) are taken
+    per thread and added in order by the caller.  ``whole_images`` keeps each image on one
+    thread (folding adds into input rows that neighbouring output rows share; images share
+    none).  Returns the list of what each thread's ``work`` returned, in order.
     """
-    rows = max(1, _BLOCK_BYTES // (Wo * K * itemsize))
     unit = Ho if whole_images else 1  # output rows per unit of the split
     results = {}
 
     def stretch(u0, u1):
-        q_end = u1 * unit
-        results[u0] = work([(q0, min(q0 + rows, q_end)) for q0 in range(u0 * unit, q_end, rows)], rows)
+        blocks, q, q_end = [], u0 * unit, u1 * unit
+        while q < q_end:
+            q1 = min(q + rows, q_end, (q // Ho + 1) * Ho)  # a block ends with its image
+            blocks.append((q, q1))
+            q = q1
+        results[u0] = work(blocks)
     units = N if whole_images else N * Ho
     grain = 1 if whole_images else rows  # a thread gets a whole block at least
     if len(slices(units, max(1, min(get_threads(), units // grain)))) > 1:
@@ -290,34 +340,81 @@ def _in_blocks(N, Ho, Wo, K, itemsize, work, *, whole_images=False):
     return [results[u] for u in sorted(results)]
 
 
+def _gemm(a, w, c, beta):
+    """``c = a @ w + beta * c`` in place (c C-contiguous): BLAS's own accumulation, which NumPy's
+    matmul does not offer (``c += a @ w`` would write and read the product once more)."""
+    from scipy.linalg import blas
+    gemm = blas.sgemm if c.dtype == np.float32 else blas.dgemm
+    # Fortran's order sees c.T = w.T a.T; each operand is handed over as it lies in memory (a
+    # transposed view by the trans flag), as BLAS reads it, never copied
+    w_arg, trans_w = (w.T, 0) if w.flags.c_contiguous else (w, 1)
+    a_arg, trans_a = (a.T, 0) if a.flags.c_contiguous else (a, 1)
+    gemm(1.0, w_arg, a_arg, beta=beta, c=c.T, trans_a=trans_w, trans_b=trans_a, overwrite_c=1)
+
+
+def _kernel_rows(w, ones):
+    """w (KH, KW, C, Cout) as KH matrices (KW*C [+1], Cout), one per kernel row, C-contiguous.
+
+    With ``ones`` each has one row more, for the constant column of :func:`_unfold_rows`: zero
+    (the bias row is set by the caller on one of them).
+    """
+    KH, KW, C, Cout = w.shape
+    w_rows = np.zeros((KH, KW * C + ones, Cout), w.dtype)
+    w_rows[:, :KW * C] = w.reshape(KH, KW * C, Cout)
+    return w_rows
+
+
 def _conv_fast(x, w, b, stride, padding, out_size):
-    """The convolution of ``x`` (N, H, W, C) by ``w`` (KH, KW, C, Cout) (+ ``b`` unless None)."""
+    """The convolution of ``x`` (N, H, W, C) by ``w`` (KH, KW, C, Cout) (+ ``b`` unless None).
+
+    Stride 1 in time: each block of output rows unfolds its input rows once (:func:`_unfold_rows`)
+    and takes KH GEMMs, kernel row i on rows i.. of the unfolding, summed by BLAS.  A larger
+    stride in time: one im2col GEMM a block (:func:`_unfold`).
+    """
     (sh, sw), (ph, pw), (Ho, Wo) = stride, padding, out_size
     KH, KW, C, Cout = w.shape
-    N, K = x.shape[0], KH * KW * C
-    wmat = np.empty((K + (b is not None), Cout), x.dtype)  # row (i*KW + j)*C + c: tap (i, j), channel c
-    wmat[:K] = w.reshape(K, Cout)
-    if b is not None:
-        wmat[K] = b  # the weight of the constant input 1 that ends each unfolded row
+    N = x.shape[0]
     out = np.empty((N * Ho * Wo, Cout), x.dtype)  # rows in (n, h, w) order: (N, H', W', Cout) flattened
+    ones = b is not None  # the bias as the weight of a constant input 1
+    if sh == 1:
+        w_rows = _kernel_rows(w, ones)
+        if ones:
+            w_rows[0, -1] = b
+        Kr = w_rows.shape[1]
+        rows = max(1, _ROWS_BYTES // (Wo * Kr * x.dtype.itemsize) - (KH - 1))
 
-    def work(blocks, rows):
-        cols = np.empty((rows * Wo, len(wmat)), x.dtype)
-        for q0, q1 in blocks:
-            c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
-            np.matmul(c, wmat, out=out[q0 * Wo:q1 * Wo])  # the block's pixels in one GEMM, bias included
-        return True
-    _in_blocks(N, Ho, Wo, len(wmat), x.dtype.itemsize, work)
+        def work(blocks):
+            U_buf = np.empty(((rows + KH - 1) * Wo, Kr), x.dtype)
+            for q0, q1 in blocks:
+                n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
+                U = _unfold_rows(x, n, h0 - ph, h0 + R - ph + KH - 1, KW, sw, pw, Wo, U_buf[:(R + KH - 1) * Wo])
+                o = out[q0 * Wo:q1 * Wo]
+                for i in range(KH):  # output row h takes kernel row i from unfolded row h+i
+                    _gemm(U[i * Wo:(i + R) * Wo], w_rows[i], o, beta=float(i > 0))
+    else:
+        K = KH * KW * C
+        wmat = np.empty((K + ones, Cout), x.dtype)  # row (i*KW + j)*C + c: tap (i, j), channel c
+        wmat[:K] = w.reshape(K, Cout)
+        if ones:
+            wmat[K] = b
+        rows = max(1, _BLOCK_BYTES // (Wo * len(wmat) * x.dtype.itemsize))
+
+        def work(blocks):
+            cols = np.empty((rows * Wo, len(wmat)), x.dtype)
+            for q0, q1 in blocks:
+                c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
+                np.matmul(c, wmat, out=out[q0 * Wo:q1 * Wo])  # the block's pixels in one GEMM, bias included
+    _in_blocks(N, Ho, rows, work)
     return out.reshape(N, Ho, Wo, Cout)
 
 
 def conv2d_forward_fast(x, w, b, stride=(1, 1), padding=(0, 0)):
-    """:func:`conv2d_forward` as one cache-sized im2col GEMM per block of output rows."""
+    """:func:`conv2d_forward` as cache-sized blocks of unfolded rows, a few GEMMs each."""
     (sh, sw), (ph, pw), (Ho, Wo) = _check(x, w, b, stride, padding)
     dtype = np.result_type(x.dtype, w.dtype, b.dtype)
     x = np.ascontiguousarray(x, dtype)  # N,H,W,Cin: no padded copy, the kernel writes the zeros
     w = np.ascontiguousarray(w, dtype)
-    out = _conv_fast(x, w, b, (sh, sw), (ph, pw), (Ho, Wo))
+    out = _conv_fast(x, w, b.astype(dtype, copy=False), (sh, sw), (ph, pw), (Ho, Wo))
     return out, (x, w, (sh, sw), (ph, pw))
 
 
@@ -329,8 +426,8 @@ def _flipped(w):
 def _dx_is_a_conv(stride, Cin, Cout):
     """Whether dx is best taken as the convolution of dout with :func:`_flipped` (stride 1 only).
 
-    That route unfolds dout (KH*KW*Cout values a pixel); the other one writes each pixel's
-    ``dout W^T`` (KH*KW*Cin values) and folds it back: the first writes less when Cout <= Cin.
+    That route unfolds dout (KW*Cout values a pixel and row); the other one writes each pixel's
+    ``dout W^T`` (KW*Cin values) and folds it back: the first writes less when Cout <= Cin.
     """
     return tuple(stride) == (1, 1) and Cout <= Cin
 
@@ -345,64 +442,101 @@ def conv2d_input_grad_fast(dout, w, size, stride, padding):
         # dx[s] = sum_i dout[s + ph - i] W[i]^T = sum_k dout[s - (KH-1-ph) + k] W[KH-1-k]^T: a plain
         # convolution of dout, padded by K-1-p, with the kernel flipped and its channels swapped
         return _conv_fast(dout, _flipped(w), None, (1, 1), (KH - 1 - ph, KW - 1 - pw), size)
-    K = KH * KW * Cin
-    wmat_t = np.ascontiguousarray(w.reshape(K, Cout).T)  # Cout,K
     dx = np.zeros((N,) + tuple(size) + (Cin,), dout.dtype)
     dout_rows = dout.reshape(N * Ho * Wo, Cout)
+    if sh == 1:  # each output row's dout W_i^T summed onto unfolded input rows, then folded
+        w_rows_t = np.ascontiguousarray(_kernel_rows(w, False).transpose(0, 2, 1))  # KH,Cout,KW*Cin
+        Kr = KW * Cin
+        rows = max(1, _ROWS_BYTES // (Wo * Kr * dout.dtype.itemsize) - (KH - 1))
 
-    def work(blocks, rows):
+        def work(blocks):
+            dU_buf = np.empty(((rows + KH - 1) * Wo, Kr), dout.dtype)
+            for q0, q1 in blocks:
+                n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
+                dU = dU_buf[:(R + KH - 1) * Wo]
+                dU[:] = 0.0
+                for i in range(KH):  # output row h's gradient reaches unfolded row h+i through W_i
+                    _gemm(dout_rows[q0 * Wo:q1 * Wo], w_rows_t[i], dU[i * Wo:(i + R) * Wo], beta=1.0)
+                _fold_rows(dU, n, h0 - ph, h0 + R - ph + KH - 1, KW, sw, pw, Wo, dx)
+        _in_blocks(N, Ho, rows, work, whole_images=True)
+        return dx
+    K = KH * KW * Cin
+    wmat_t = np.ascontiguousarray(w.reshape(K, Cout).T)  # Cout,K
+    rows = max(1, _BLOCK_BYTES // (Wo * K * dout.dtype.itemsize))
+
+    def work(blocks):
         dcols = np.empty((rows * Wo, K), dout.dtype)
         for q0, q1 in blocks:
             d = np.matmul(dout_rows[q0 * Wo:q1 * Wo], wmat_t, out=dcols[:(q1 - q0) * Wo])  # KH*KW*Cin a pixel
             _fold(d, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx)
-        return True
-    _in_blocks(N, Ho, Wo, K, dout.dtype.itemsize, work, whole_images=True)
+    _in_blocks(N, Ho, rows, work, whole_images=True)
     return dx
 
 
 def _backward_through_dout(x, dout, w, padding):
-    """dx, dW and db of a stride-1 convolution from one unfolding of dout, block by block.
+    """dx, dW and db of a stride-1 convolution from one unfolding of dout's rows, block by block.
 
-    Row s of the unfolded dout holds ``dout[s + ph - i, o]`` at column (KH-1-i, KW-1-j, o) (the
-    padded, flipped windows of the convolution that gives dx), and
-    ``dW[i, j, c, o] = sum_s x[s, c] dout[s + ph - i, o]``: so the same block that multiplies
-    the flipped kernel into dx also gives dW, multiplied by the block's own input pixels.
+    dx is the convolution of dout with the flipped kernel: unfolded row s+k of dout (padded by
+    KH-1-ph) holds ``dout[s + ph - i, w + pw - j + l]`` with i = KH-1-k, j = KW-1-l, and
+    ``dW[i, j, c, o] = sum x[s, r, c] dout[s + ph - i, r + pw - j, o]``: so the block that
+    multiplies the flipped kernel into dx gives dW too, multiplied by the block's own pixels.
     """
     (ph, pw) = padding
     KH, KW, Cin, Cout = w.shape
     N, H, W, _ = x.shape
-    K = KH * KW * Cout
-    wf = np.ascontiguousarray(_flipped(w)).reshape(K, Cin)
+    Kr = KW * Cout
+    wf_rows = _kernel_rows(np.ascontiguousarray(_flipped(w)), False)  # KH,KW*Cout,Cin
     x_rows = x.reshape(N * H * W, Cin)
     dx = np.empty((N * H * W, Cin), x.dtype)
+    rows = max(1, _ROWS_BYTES // (W * Kr * x.dtype.itemsize) - (KH - 1))
 
-    def work(blocks, rows):
-        cols = np.empty((rows * W, K), x.dtype)
-        dwf, part = np.zeros((Cin, K), x.dtype), np.empty((Cin, K), x.dtype)  # dW flipped: c, (KH-1-i, KW-1-j, o)
+    def work(blocks):
+        U_buf = np.empty(((rows + KH - 1) * W, Kr), x.dtype)
+        dwf, part = np.zeros((KH, Cin, Kr), x.dtype), np.empty((Cin, Kr), x.dtype)  # dW flipped: [k][c, (l, o)]
         for q0, q1 in blocks:
-            c = _unfold(dout, q0, q1, H, W, KH, KW, 1, 1, KH - 1 - ph, KW - 1 - pw, cols[:(q1 - q0) * W])
-            np.matmul(c, wf, out=dx[q0 * W:q1 * W])  # dx of the block's pixels
-            dwf += np.matmul(x_rows[q0 * W:q1 * W].T, c, out=part)  # += : summed over the blocks
+            n, s0, R = q0 // H, q0 % H, q1 - q0
+            top = KH - 1 - ph  # dout's padding above, in the convolution that gives dx
+            U = _unfold_rows(dout, n, s0 - top, s0 + R - top + KH - 1, KW, 1, KW - 1 - pw, W,
+                             U_buf[:(R + KH - 1) * W])
+            o, xb = dx[q0 * W:q1 * W], x_rows[q0 * W:q1 * W]
+            for k in range(KH):
+                Uk = U[k * W:(k + R) * W]
+                _gemm(Uk, wf_rows[k], o, beta=float(k > 0))  # dx of the block's pixels
+                dwf[k] += np.matmul(xb.T, Uk, out=part)  # += : summed over the blocks (NumPy's BLAS: faster here)
         return dwf
-    dwf = sum(_in_blocks(N, H, W, K, x.dtype.itemsize, work))  # the threads' sums, in order
-    dw = dwf.reshape(Cin, KH, KW, Cout)[:, ::-1, ::-1].transpose(1, 2, 0, 3)  # KH,KW,Cin,Cout
+    dwf = sum(_in_blocks(N, H, rows, work))  # the threads' sums, in order
+    # dwf[k][c, (l, o)] = dW[KH-1-k, KW-1-l, c, o]
+    dw = dwf.reshape(KH, Cin, KW, Cout)[::-1, :, ::-1].transpose(0, 2, 1, 3)  # KH,KW,Cin,Cout
     dout_rows = dout.reshape(-1, Cout)
     db = np.ones(len(dout_rows), x.dtype) @ dout_rows  # a GEMV: sum(axis=0) over 16 columns is slow
     return dx.reshape(x.shape), np.ascontiguousarray(dw), db
 
 
-def conv2d_backward_fast(dout, cache, *, input_grad=True):
-    """:func:`conv2d_backward`; ``input_grad=False`` returns ``dx = None`` and skips its work."""
-    x, w, (sh, sw), (ph, pw) = cache
+def _weight_grad(x, dout, w, stride, padding):
+    """dW and db from the unfolded input: a block's unfolding, transposed, times its dout."""
+    (sh, sw), (ph, pw) = stride, padding
     KH, KW, Cin, Cout = w.shape
     N, Ho, Wo, _ = dout.shape
-    K = KH * KW * Cin
-    dout = np.ascontiguousarray(dout, x.dtype)
-    if input_grad and _dx_is_a_conv((sh, sw), Cin, Cout):
-        return _backward_through_dout(x, dout, w, (ph, pw))
     dout_rows = dout.reshape(N * Ho * Wo, Cout)
+    if sh == 1:
+        Kr = KW * Cin + 1  # the last column: 1, whose weight is b (its sum is db)
+        rows = max(1, _ROWS_BYTES // (Wo * Kr * x.dtype.itemsize) - (KH - 1))
 
-    def work(blocks, rows):
+        def work(blocks):
+            U_buf = np.empty(((rows + KH - 1) * Wo, Kr), x.dtype)
+            dw_rows, part = np.zeros((KH, Kr, Cout), x.dtype), np.empty((Kr, Cout), x.dtype)
+            for q0, q1 in blocks:
+                n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
+                U = _unfold_rows(x, n, h0 - ph, h0 + R - ph + KH - 1, KW, sw, pw, Wo, U_buf[:(R + KH - 1) * Wo])
+                d = dout_rows[q0 * Wo:q1 * Wo]
+                for i in range(KH):
+                    dw_rows[i] += np.matmul(U[i * Wo:(i + R) * Wo].T, d, out=part)  # += : summed over the blocks
+            return dw_rows
+        dw_rows = sum(_in_blocks(N, Ho, rows, work))  # the threads' sums, in order
+        return dw_rows[:, :-1].reshape(KH, KW, Cin, Cout), dw_rows[0, -1]
+    K = KH * KW * Cin
+
+    def work(blocks):
         # rows 0..K-1: dW; row K: db, the gradient of the bias's constant input 1's weight
         dwb, part = np.zeros((K + 1, Cout), x.dtype), np.empty((K + 1, Cout), x.dtype)
         cols = np.empty((rows * Wo, K + 1), x.dtype)
@@ -410,8 +544,19 @@ def conv2d_backward_fast(dout, cache, *, input_grad=True):
             c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
             dwb += np.matmul(c.T, dout_rows[q0 * Wo:q1 * Wo], out=part)  # += : summed over the blocks
         return dwb
-    dwb = sum(_in_blocks(N, Ho, Wo, K + 1, x.dtype.itemsize, work))  # the threads' sums, in order
-    dw, db = dwb[:K].reshape(KH, KW, Cin, Cout), dwb[K]
+    rows = max(1, _BLOCK_BYTES // (Wo * (K + 1) * x.dtype.itemsize))
+    dwb = sum(_in_blocks(N, Ho, rows, work))  # the threads' sums, in order
+    return dwb[:K].reshape(KH, KW, Cin, Cout), dwb[K]
+
+
+def conv2d_backward_fast(dout, cache, *, input_grad=True):
+    """:func:`conv2d_backward`; ``input_grad=False`` returns ``dx = None`` and skips its work."""
+    x, w, (sh, sw), (ph, pw) = cache
+    Cin, Cout = w.shape[2:]
+    dout = np.ascontiguousarray(dout, x.dtype)
+    if input_grad and _dx_is_a_conv((sh, sw), Cin, Cout):
+        return _backward_through_dout(x, dout, w, (ph, pw))
+    dw, db = _weight_grad(x, dout, w, (sh, sw), (ph, pw))
     if not input_grad:
         return None, dw, db
     return conv2d_input_grad_fast(dout, w, x.shape[1:3], (sh, sw), (ph, pw)), dw, db
