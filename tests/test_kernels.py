@@ -3,8 +3,8 @@
 The kernels live beside the one function that calls them: the overlap-add beside ``istft``,
 the recurrences in ``nn/rnn.py``, ``nn/gru.py`` and ``nn/lstm.py`` (the gated cells' small
 product in ``nn/gru.py``), the gather/scatter, max-pool and mask loops in their ``nn/`` files
-(where the readable pair is the twin), the 2-D convolution's unfold and fold in
-``nn/conv2d.py`` (their twins below), the fused loss beside its loss, Adam's update beside
+(where the readable pair is the twin), the 2-D convolution's row unfolding and folding
+in ``nn/conv2d.py`` (their twins below), the fused loss beside its loss, Adam's update beside
 Adam.
 
 float64 must agree to round-off (the kernels and twins sum in different orders), float32 to
@@ -96,64 +96,30 @@ CONV2D_CASES = [(1, 1, 1, 1, 1, 1, 1, 1, 0), (2, 5, 6, 3, 4, 3, 3, 1, 1), (2, 6,
                 (3, 7, 6, 3, 2, 2, 3, (2, 1), (0, 1)), (1, 4, 5, 2, 2, 2, 2, 1, (2, 3)), (2, 5, 5, 1, 3, 5, 3, 3, 2)]
 
 
-def _unfold_numpy(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw):
-    """conv2d._unfold's twin: sliding windows of the zero-padded input, rows q0..q1 of the batch."""
+def _unfold_rows_numpy(x, n, r0, step, count, KW, sw, pw, Wo):
+    """conv2d._unfold_rows's twin: windows along frequency of rows r0, r0+step, ... of image n, zero-padded."""
     N, H, W, C = x.shape
-    x_pad = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))[:, ::sh, ::sw][:, :Ho, :Wo]
-    rows = win.transpose(0, 1, 2, 4, 5, 3).reshape(N * Ho, Wo * KH * KW * C)  # N,Ho,Wo,KH,KW,C by rows
-    return rows[q0:q1].reshape((q1 - q0) * Wo, KH * KW * C)
-
-
-def _fold_numpy(dcols, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, shape):
-    """conv2d._fold's twin: every column added, by np.add.at, onto the padded pixel it came from."""
-    N, H, W, C = shape
-    dx_pad = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dcols.dtype)
-    d = dcols.reshape(q1 - q0, Wo, KH, KW, C)
-    q, wo, i, j = np.meshgrid(np.arange(q0, q1), np.arange(Wo), np.arange(KH), np.arange(KW), indexing="ij")
-    np.add.at(dx_pad, ((q // Ho), (q % Ho) * sh + i, wo * sw + j), d)
-    return dx_pad[:, ph:ph + H, pw:pw + W]
+    rows = r0 + step * np.arange(count)
+    x_pad = np.pad(x[n], ((0, 0), (pw, pw + KW), (0, 0)))
+    picked = np.where(((rows >= 0) & (rows < H))[:, None, None], x_pad[np.clip(rows, 0, H - 1)], 0)
+    win = np.lib.stride_tricks.sliding_window_view(picked, KW, axis=1)[:, ::sw][:, :Wo]  # count,Wo,C,KW
+    return win.transpose(0, 1, 3, 2).reshape(count * Wo, KW * C).astype(x.dtype)
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
-@pytest.mark.parametrize("N,H,W,C,KH,KW,stride,padding,q0,q1", [
-    (1, 1, 1, 1, 1, 1, 1, 0, 0, 1), (2, 5, 6, 3, 3, 3, 1, 1, 0, 10), (2, 6, 7, 2, 3, 3, 2, 1, 1, 5),
-    (3, 7, 6, 3, 2, 3, 2, 0, 2, 7), (1, 4, 5, 2, 3, 2, 1, 2, 3, 6)])
-def test_conv2d_unfold_and_fold(dtype, tol, N, H, W, C, KH, KW, stride, padding, q0, q1):
-    rng = np.random.default_rng(11)
-    x = _randn(rng, (N, H, W, C), dtype)
-    Ho, Wo = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
-    geometry = (Ho, Wo, KH, KW, stride, stride, padding, padding)
-    cols = np.full(((q1 - q0) * Wo, KH * KW * C), np.nan, dtype)  # every entry must be written
-    _close(conv2d._unfold(x, q0, q1, *geometry, cols), _unfold_numpy(x, q0, q1, *geometry), tol, "unfold")
-    dcols = _randn(rng, cols.shape, dtype)
-    dx = conv2d._fold(dcols, q0, q1, *geometry, np.zeros_like(x))
-    _close(dx, _fold_numpy(dcols, q0, q1, *geometry, x.shape), tol, "fold")
-
-
-def _unfold_rows_numpy(x, n, r0, r1, KW, sw, pw, Wo):
-    """conv2d._unfold_rows's twin: windows along frequency of the zero-padded rows r0..r1 of image n."""
-    N, H, W, C = x.shape
-    pad_top, pad_bottom = max(0, -r0), max(0, r1 - H)
-    x_pad = np.pad(x[n], ((pad_top, pad_bottom), (pw, pw + KW), (0, 0)))[r0 + pad_top:r1 + pad_top]
-    win = np.lib.stride_tricks.sliding_window_view(x_pad, KW, axis=1)[:, ::sw][:, :Wo]  # rows,Wo,C,KW
-    return win.transpose(0, 1, 3, 2).reshape((r1 - r0) * Wo, KW * C)
-
-
-@pytest.mark.parametrize("dtype,tol", DTYPES)
-@pytest.mark.parametrize("N,H,W,C,KW,sw,pw,n,r0,r1", [
-    (1, 1, 1, 1, 1, 1, 0, 0, 0, 1), (2, 5, 6, 3, 3, 1, 1, 1, -1, 4), (2, 4, 7, 2, 3, 2, 1, 0, 2, 6),
-    (1, 3, 5, 2, 2, 1, 0, 0, -2, 5)])
-def test_conv2d_unfold_and_fold_rows(dtype, tol, N, H, W, C, KW, sw, pw, n, r0, r1):
+@pytest.mark.parametrize("N,H,W,C,KW,sw,pw,n,r0,step,count", [
+    (1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1), (2, 5, 6, 3, 3, 1, 1, 1, -1, 1, 6), (2, 4, 7, 2, 3, 2, 1, 0, 2, 1, 4),
+    (1, 3, 5, 2, 2, 1, 0, 0, -2, 1, 7), (2, 7, 6, 3, 3, 2, 1, 1, -1, 2, 5), (1, 9, 4, 1, 2, 1, 0, 0, 1, 3, 3)])
+def test_conv2d_unfold_and_fold_rows(dtype, tol, N, H, W, C, KW, sw, pw, n, r0, step, count):
     rng = np.random.default_rng(16)
     x = _randn(rng, (N, H, W, C), dtype)
     Wo = (W + 2 * pw - KW) // sw + 1
-    U = np.full(((r1 - r0) * Wo, KW * C + 1), np.nan, dtype)  # every entry must be written
-    U = conv2d._unfold_rows(x, n, r0, r1, KW, sw, pw, Wo, U)
-    _close(U[:, :-1], _unfold_rows_numpy(x, n, r0, r1, KW, sw, pw, Wo), tol, "unfold_rows")
+    U = np.full((count * Wo, KW * C + 1), np.nan, dtype)  # every entry must be written
+    U = conv2d._unfold_rows(x, n, r0, step, count, KW, sw, pw, Wo, U)
+    _close(U[:, :-1], _unfold_rows_numpy(x, n, r0, step, count, KW, sw, pw, Wo), tol, "unfold_rows")
     np.testing.assert_array_equal(U[:, -1], 1)  # the bias's constant input
     dU = _randn(rng, (len(U), KW * C), dtype)
-    dx = conv2d._fold_rows(dU, n, r0, r1, KW, sw, pw, Wo, np.zeros_like(x))
+    dx = conv2d._fold_rows(dU, n, r0, step, count, KW, sw, pw, Wo, np.zeros_like(x))
     np.testing.assert_allclose(np.sum(dx * x), np.sum(dU * U[:, :-1]), rtol=tol * 10)  # the adjoint
     assert not dx[np.arange(N) != n].any()  # no other image touched
 

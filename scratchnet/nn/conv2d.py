@@ -19,20 +19,22 @@ keeps the input's size, with stride s it has ``ceil(H / s)`` frames.
 
 The readable pair writes the sums as ``einsum`` over sliding windows.  The fast pair works on
 blocks of output rows small enough to stay in cache and never pads a copy of x (the kernels
-write the zeros).  With stride 1 in time, output row h's window is input rows h .. h+KH-1:
-a block unfolds each of its input rows once, along frequency only (:func:`_unfold_rows`: row
-= one pixel, columns = its KW*Cin neighbours), and takes KH GEMMs, kernel row i times the
-unfolded rows from i on, summed by BLAS itself (beta = 1).  A larger stride in time unfolds a
-block the classic way (:func:`_unfold`, "im2col": KH*KW*Cin columns) for one GEMM.  Each
-unfolded row ends with a 1, whose weight is b: the bias costs no pass of its own, and in
-backward the GEMM that sums dW gives db.  Backward unfolds each block again (cheaper than
-keeping the forward's: a block stays in cache).  dx takes one of two routes, whichever
-writes less:
+write the zeros).  Output row h's kernel row i reads input row h*sh + i - ph, and every
+output row of a block reads a few of the same input rows: so a block unfolds each of its
+input rows once, along frequency only (:func:`_unfold_rows`: row = one pixel, columns = its
+KW*Cin neighbours), and takes KH GEMMs, kernel row i times the unfolded rows it reads, summed
+by BLAS itself (beta = 1).  With a stride in time the input rows are unfolded phase by phase
+(every sh-th row together), so that kernel row i still reads consecutive rows (:class:`_Rows`).
+That writes KW*Cin values a pixel and input row where the classic "im2col" writes KH*KW*Cin a
+pixel and output row.  Each unfolded row ends with a 1, whose weight is b: the bias costs no
+pass of its own, and in backward the GEMM that sums dW gives db.  Backward unfolds each
+block again (cheaper than keeping the forward's: a block stays in cache).  dx takes one of
+two routes, whichever writes less:
 
 * stride 1 and Cout <= Cin: dx is a stride-1 convolution of dout with the flipped kernel, and
   that one unfolding of dout gives dW as well (``x_block^T dout_unfolded``, the flipped taps);
-* otherwise: each block's ``dout W^T`` is added back onto the pixels it came from by
-  :func:`_fold_rows` or :func:`_fold`, the adjoints of the unfoldings.
+* otherwise: each block's ``dout W_i^T`` is summed onto the unfolded rows kernel row i read,
+  and those are added back onto their pixels by :func:`_fold_rows`, the unfolding's adjoint.
 
 With several kernel threads (:mod:`threads`) each takes a stretch of output rows (of whole
 images when folding, whose windows overlap) and its own dW sum; their GEMMs then run on one
@@ -166,71 +168,20 @@ def conv2d_backward(dout, cache):
 
 # --------------------------------------------------------------------------- kernels
 @njit(cache=True, nogil=True)
-def _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols):
-    """Output rows q0 <= q < q1 of the batch (q = n*Ho + h) unfolded: for r = (q-q0)*Wo + w,
-
-    ``cols[r, (i*KW + j)*C + c] = x[n, h*sh+i-ph, w*sw+j-pw, c]``, 0 where that falls outside x;
-    and ``cols[r, KH*KW*C] = 1`` where cols has that one column more: the bias's constant input.
-    """
-    H, W, C = x.shape[1], x.shape[2], x.shape[3]
-    K = KH * KW * C
-    if cols.shape[1] > K:
-        for r in range((q1 - q0) * Wo):
-            cols[r, K] = 1.0
-    for q in range(q0, q1):
-        n, h = q // Ho, q % Ho
-        r0 = (q - q0) * Wo
-        for i in range(KH):
-            hi = h * sh + i - ph
-            for j in range(KW):
-                base = (i * KW + j) * C
-                for wo in range(Wo):
-                    wj = wo * sw + j - pw
-                    if 0 <= hi < H and 0 <= wj < W:
-                        for c in range(C):
-                            cols[r0 + wo, base + c] = x[n, hi, wj, c]
-                    else:
-                        for c in range(C):
-                            cols[r0 + wo, base + c] = 0.0  # the zero padding
-    return cols
-
-
-@njit(cache=True, nogil=True)
-def _fold(dcols, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx):
-    """The adjoint of :func:`_unfold`: each column of ``dcols`` added back onto the pixel it came from."""
-    H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
-    for q in range(q0, q1):
-        n, h = q // Ho, q % Ho
-        r0 = (q - q0) * Wo
-        for i in range(KH):
-            hi = h * sh + i - ph
-            if hi < 0 or hi >= H:
-                continue  # a padding row: its gradient is dropped
-            for j in range(KW):
-                base = (i * KW + j) * C
-                for wo in range(Wo):
-                    wj = wo * sw + j - pw
-                    if 0 <= wj < W:
-                        for c in range(C):
-                            dx[n, hi, wj, c] += dcols[r0 + wo, base + c]  # += : windows overlap
-    return dx
-
-
-@njit(cache=True, nogil=True)
-def _unfold_rows(x, n, r0, r1, KW, sw, pw, Wo, U):
-    """Input rows r0 <= r < r1 of image n unfolded along frequency only: for u = (r-r0)*Wo + w,
+def _unfold_rows(x, n, r0, step, count, KW, sw, pw, Wo, U):
+    """Rows r = r0 + t*step (t < count) of image n unfolded along frequency only: for u = t*Wo + w,
 
     ``U[u, j*C + c] = x[n, r, w*sw+j-pw, c]``, 0 where that falls outside x (rows too); and
-    ``U[u, KW*C] = 1`` where U has that one column more.  Output row h's window is then the
-    rows h+i (i < KH) of U side by side: each input row is unfolded once, not KH times.
+    ``U[u, KW*C] = 1`` where U has that one column more (the bias's constant input).
     """
     H, W, C = x.shape[1], x.shape[2], x.shape[3]
     K = KW * C
     if U.shape[1] > K:
-        for u in range((r1 - r0) * Wo):
+        for u in range(count * Wo):
             U[u, K] = 1.0
-    for r in range(r0, r1):
-        u0 = (r - r0) * Wo
+    for t in range(count):
+        r = r0 + t * step
+        u0 = t * Wo
         for j in range(KW):
             base = j * C
             for wo in range(Wo):
@@ -245,11 +196,14 @@ def _unfold_rows(x, n, r0, r1, KW, sw, pw, Wo, U):
 
 
 @njit(cache=True, nogil=True)
-def _fold_rows(dU, n, r0, r1, KW, sw, pw, Wo, dx):
+def _fold_rows(dU, n, r0, step, count, KW, sw, pw, Wo, dx):
     """The adjoint of :func:`_unfold_rows`: each column of ``dU`` added back onto its pixel."""
     H, W, C = dx.shape[1], dx.shape[2], dx.shape[3]
-    for r in range(max(r0, 0), min(r1, H)):  # padding rows: their gradient is dropped
-        u0 = (r - r0) * Wo
+    for t in range(count):
+        r = r0 + t * step
+        if r < 0 or r >= H:
+            continue  # a padding row: its gradient is dropped
+        u0 = t * Wo
         for j in range(KW):
             base = j * C
             for wo in range(Wo):
@@ -261,8 +215,7 @@ def _fold_rows(dU, n, r0, r1, KW, sw, pw, Wo, dx):
 
 
 # --------------------------------------------------------------------------- fast pair
-_BLOCK_BYTES = 1 << 18  # an im2col block this size stays in a core's L2 cache with its GEMM
-_ROWS_BYTES = 1 << 21  # a block of unfolded rows: its GEMMs read it KH times, from L2 or L3
+_ROWS_BYTES = 1 << 21  # a block's unfolded rows: its GEMMs read them KH times, from L2 or L3
 
 
 def _openblas_local_threads():
@@ -364,52 +317,67 @@ def _kernel_rows(w, ones):
     return w_rows
 
 
+class _Rows:
+    """How a block of output rows [h0, h0+R) of one image meets its input rows (stride sh in time).
+
+    Output row h's kernel row i = a*sh + p reads input row (h+a)*sh + p - ph.  So the input rows
+    of phase p (the p-th of every sh) are unfolded together, R + A_p - 1 of them (A_p kernel
+    rows have phase p), and kernel row i reads R consecutive unfolded rows of its phase from a:
+    one matrix for one GEMM, whatever the stride.
+    """
+
+    def __init__(self, KH, sh, ph, Wo, K, itemsize):
+        self.KH, self.sh, self.ph, self.Wo = KH, sh, ph, Wo
+        self.A = [len(range(p, KH, sh)) for p in range(min(sh, KH))]  # kernel rows of each phase
+        self.rows = max(1, _ROWS_BYTES // (sh * Wo * K * itemsize) - (self.A[0] - 1))  # R at most
+        self.shape = (len(self.A), (self.rows + self.A[0] - 1) * Wo, K)  # a buffer for any block
+
+    def unfold(self, x, n, h0, R, KW, sw, pw, U):
+        """Each phase's input rows of the block, unfolded into U[p]."""
+        for p, A in enumerate(self.A):
+            _unfold_rows(x, n, h0 * self.sh + p - self.ph, self.sh, R + A - 1, KW, sw, pw, self.Wo,
+                         U[p, :(R + A - 1) * self.Wo])
+
+    def fold(self, dU, n, h0, R, KW, sw, pw, dx):
+        for p, A in enumerate(self.A):
+            _fold_rows(dU[p, :(R + A - 1) * self.Wo], n, h0 * self.sh + p - self.ph, self.sh, R + A - 1,
+                       KW, sw, pw, self.Wo, dx)
+
+    def reads(self, U, R):
+        """(i, the unfolded rows kernel row i multiplies) for every kernel row."""
+        Wo, sh = self.Wo, self.sh
+        return [(i, U[i % sh, (i // sh) * Wo:(i // sh + R) * Wo]) for i in range(self.KH)]
+
+
 def _conv_fast(x, w, b, stride, padding, out_size):
     """The convolution of ``x`` (N, H, W, C) by ``w`` (KH, KW, C, Cout) (+ ``b`` unless None).
 
-    Stride 1 in time: each block of output rows unfolds its input rows once (:func:`_unfold_rows`)
-    and takes KH GEMMs, kernel row i on rows i.. of the unfolding, summed by BLAS.  A larger
-    stride in time: one im2col GEMM a block (:func:`_unfold`).
+    Each block of output rows unfolds its input rows once, along frequency (:class:`_Rows`),
+    and takes KH GEMMs, kernel row i times the unfolded rows it reads, summed by BLAS.
     """
     (sh, sw), (ph, pw), (Ho, Wo) = stride, padding, out_size
     KH, KW, C, Cout = w.shape
     N = x.shape[0]
     out = np.empty((N * Ho * Wo, Cout), x.dtype)  # rows in (n, h, w) order: (N, H', W', Cout) flattened
-    ones = b is not None  # the bias as the weight of a constant input 1
-    if sh == 1:
-        w_rows = _kernel_rows(w, ones)
-        if ones:
-            w_rows[0, -1] = b
-        Kr = w_rows.shape[1]
-        rows = max(1, _ROWS_BYTES // (Wo * Kr * x.dtype.itemsize) - (KH - 1))
+    w_rows = _kernel_rows(w, b is not None)
+    if b is not None:
+        w_rows[0, -1] = b  # the weight of the constant input 1 that ends each unfolded row
+    rows = _Rows(KH, sh, ph, Wo, w_rows.shape[1], x.dtype.itemsize)
 
-        def work(blocks):
-            U_buf = np.empty(((rows + KH - 1) * Wo, Kr), x.dtype)
-            for q0, q1 in blocks:
-                n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
-                U = _unfold_rows(x, n, h0 - ph, h0 + R - ph + KH - 1, KW, sw, pw, Wo, U_buf[:(R + KH - 1) * Wo])
-                o = out[q0 * Wo:q1 * Wo]
-                for i in range(KH):  # output row h takes kernel row i from unfolded row h+i
-                    _gemm(U[i * Wo:(i + R) * Wo], w_rows[i], o, beta=float(i > 0))
-    else:
-        K = KH * KW * C
-        wmat = np.empty((K + ones, Cout), x.dtype)  # row (i*KW + j)*C + c: tap (i, j), channel c
-        wmat[:K] = w.reshape(K, Cout)
-        if ones:
-            wmat[K] = b
-        rows = max(1, _BLOCK_BYTES // (Wo * len(wmat) * x.dtype.itemsize))
-
-        def work(blocks):
-            cols = np.empty((rows * Wo, len(wmat)), x.dtype)
-            for q0, q1 in blocks:
-                c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
-                np.matmul(c, wmat, out=out[q0 * Wo:q1 * Wo])  # the block's pixels in one GEMM, bias included
-    _in_blocks(N, Ho, rows, work)
+    def work(blocks):
+        U = np.empty(rows.shape, x.dtype)
+        for q0, q1 in blocks:
+            n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
+            rows.unfold(x, n, h0, R, KW, sw, pw, U)
+            o = out[q0 * Wo:q1 * Wo]
+            for i, Ui in rows.reads(U, R):
+                _gemm(Ui, w_rows[i], o, beta=float(i > 0))  # o (+)= the block's rows times kernel row i
+    _in_blocks(N, Ho, rows.rows, work)
     return out.reshape(N, Ho, Wo, Cout)
 
 
 def conv2d_forward_fast(x, w, b, stride=(1, 1), padding=(0, 0)):
-    """:func:`conv2d_forward` as cache-sized blocks of unfolded rows, a few GEMMs each."""
+    """:func:`conv2d_forward` as cache-sized blocks of unfolded rows, KH GEMMs each."""
     (sh, sw), (ph, pw), (Ho, Wo) = _check(x, w, b, stride, padding)
     dtype = np.result_type(x.dtype, w.dtype, b.dtype)
     x = np.ascontiguousarray(x, dtype)  # N,H,W,Cin: no padded copy, the kernel writes the zeros
@@ -427,7 +395,7 @@ def _dx_is_a_conv(stride, Cin, Cout):
     """Whether dx is best taken as the convolution of dout with :func:`_flipped` (stride 1 only).
 
     That route unfolds dout (KW*Cout values a pixel and row); the other one writes each pixel's
-    ``dout W^T`` (KW*Cin values) and folds it back: the first writes less when Cout <= Cin.
+    ``dout W_i^T`` (KW*Cin values) and folds it back: the first writes less when Cout <= Cin.
     """
     return tuple(stride) == (1, 1) and Cout <= Cin
 
@@ -444,32 +412,18 @@ def conv2d_input_grad_fast(dout, w, size, stride, padding):
         return _conv_fast(dout, _flipped(w), None, (1, 1), (KH - 1 - ph, KW - 1 - pw), size)
     dx = np.zeros((N,) + tuple(size) + (Cin,), dout.dtype)
     dout_rows = dout.reshape(N * Ho * Wo, Cout)
-    if sh == 1:  # each output row's dout W_i^T summed onto unfolded input rows, then folded
-        w_rows_t = np.ascontiguousarray(_kernel_rows(w, False).transpose(0, 2, 1))  # KH,Cout,KW*Cin
-        Kr = KW * Cin
-        rows = max(1, _ROWS_BYTES // (Wo * Kr * dout.dtype.itemsize) - (KH - 1))
-
-        def work(blocks):
-            dU_buf = np.empty(((rows + KH - 1) * Wo, Kr), dout.dtype)
-            for q0, q1 in blocks:
-                n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
-                dU = dU_buf[:(R + KH - 1) * Wo]
-                dU[:] = 0.0
-                for i in range(KH):  # output row h's gradient reaches unfolded row h+i through W_i
-                    _gemm(dout_rows[q0 * Wo:q1 * Wo], w_rows_t[i], dU[i * Wo:(i + R) * Wo], beta=1.0)
-                _fold_rows(dU, n, h0 - ph, h0 + R - ph + KH - 1, KW, sw, pw, Wo, dx)
-        _in_blocks(N, Ho, rows, work, whole_images=True)
-        return dx
-    K = KH * KW * Cin
-    wmat_t = np.ascontiguousarray(w.reshape(K, Cout).T)  # Cout,K
-    rows = max(1, _BLOCK_BYTES // (Wo * K * dout.dtype.itemsize))
+    w_rows_t = np.ascontiguousarray(_kernel_rows(w, False).transpose(0, 2, 1))  # KH,Cout,KW*Cin
+    rows = _Rows(KH, sh, ph, Wo, KW * Cin, dout.dtype.itemsize)
 
     def work(blocks):
-        dcols = np.empty((rows * Wo, K), dout.dtype)
+        dU = np.empty(rows.shape, dout.dtype)
         for q0, q1 in blocks:
-            d = np.matmul(dout_rows[q0 * Wo:q1 * Wo], wmat_t, out=dcols[:(q1 - q0) * Wo])  # KH*KW*Cin a pixel
-            _fold(d, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, dx)
-    _in_blocks(N, Ho, rows, work, whole_images=True)
+            n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
+            dU[:] = 0.0
+            for i, dUi in rows.reads(dU, R):  # the block's gradient reaches the rows kernel row i read
+                _gemm(dout_rows[q0 * Wo:q1 * Wo], w_rows_t[i], dUi, beta=1.0)
+            rows.fold(dU, n, h0, R, KW, sw, pw, dx)
+    _in_blocks(N, Ho, rows.rows, work, whole_images=True)
     return dx
 
 
@@ -488,23 +442,20 @@ def _backward_through_dout(x, dout, w, padding):
     wf_rows = _kernel_rows(np.ascontiguousarray(_flipped(w)), False)  # KH,KW*Cout,Cin
     x_rows = x.reshape(N * H * W, Cin)
     dx = np.empty((N * H * W, Cin), x.dtype)
-    rows = max(1, _ROWS_BYTES // (W * Kr * x.dtype.itemsize) - (KH - 1))
+    rows = _Rows(KH, 1, KH - 1 - ph, W, Kr, x.dtype.itemsize)  # dout's padding above: KH-1-ph
 
     def work(blocks):
-        U_buf = np.empty(((rows + KH - 1) * W, Kr), x.dtype)
+        U = np.empty(rows.shape, x.dtype)
         dwf, part = np.zeros((KH, Cin, Kr), x.dtype), np.empty((Cin, Kr), x.dtype)  # dW flipped: [k][c, (l, o)]
         for q0, q1 in blocks:
             n, s0, R = q0 // H, q0 % H, q1 - q0
-            top = KH - 1 - ph  # dout's padding above, in the convolution that gives dx
-            U = _unfold_rows(dout, n, s0 - top, s0 + R - top + KH - 1, KW, 1, KW - 1 - pw, W,
-                             U_buf[:(R + KH - 1) * W])
+            rows.unfold(dout, n, s0, R, KW, 1, KW - 1 - pw, U)
             o, xb = dx[q0 * W:q1 * W], x_rows[q0 * W:q1 * W]
-            for k in range(KH):
-                Uk = U[k * W:(k + R) * W]
+            for k, Uk in rows.reads(U, R):
                 _gemm(Uk, wf_rows[k], o, beta=float(k > 0))  # dx of the block's pixels
                 dwf[k] += np.matmul(xb.T, Uk, out=part)  # += : summed over the blocks (NumPy's BLAS: faster here)
         return dwf
-    dwf = sum(_in_blocks(N, H, rows, work))  # the threads' sums, in order
+    dwf = sum(_in_blocks(N, H, rows.rows, work))  # the threads' sums, in order
     # dwf[k][c, (l, o)] = dW[KH-1-k, KW-1-l, c, o]
     dw = dwf.reshape(KH, Cin, KW, Cout)[::-1, :, ::-1].transpose(0, 2, 1, 3)  # KH,KW,Cin,Cout
     dout_rows = dout.reshape(-1, Cout)
@@ -513,40 +464,26 @@ def _backward_through_dout(x, dout, w, padding):
 
 
 def _weight_grad(x, dout, w, stride, padding):
-    """dW and db from the unfolded input: a block's unfolding, transposed, times its dout."""
+    """dW and db: each kernel row's unfolded input rows, transposed, times the block's dout."""
     (sh, sw), (ph, pw) = stride, padding
     KH, KW, Cin, Cout = w.shape
     N, Ho, Wo, _ = dout.shape
     dout_rows = dout.reshape(N * Ho * Wo, Cout)
-    if sh == 1:
-        Kr = KW * Cin + 1  # the last column: 1, whose weight is b (its sum is db)
-        rows = max(1, _ROWS_BYTES // (Wo * Kr * x.dtype.itemsize) - (KH - 1))
-
-        def work(blocks):
-            U_buf = np.empty(((rows + KH - 1) * Wo, Kr), x.dtype)
-            dw_rows, part = np.zeros((KH, Kr, Cout), x.dtype), np.empty((Kr, Cout), x.dtype)
-            for q0, q1 in blocks:
-                n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
-                U = _unfold_rows(x, n, h0 - ph, h0 + R - ph + KH - 1, KW, sw, pw, Wo, U_buf[:(R + KH - 1) * Wo])
-                d = dout_rows[q0 * Wo:q1 * Wo]
-                for i in range(KH):
-                    dw_rows[i] += np.matmul(U[i * Wo:(i + R) * Wo].T, d, out=part)  # += : summed over the blocks
-            return dw_rows
-        dw_rows = sum(_in_blocks(N, Ho, rows, work))  # the threads' sums, in order
-        return dw_rows[:, :-1].reshape(KH, KW, Cin, Cout), dw_rows[0, -1]
-    K = KH * KW * Cin
+    Kr = KW * Cin + 1  # the last column: 1, whose weight is b (its sum is db)
+    rows = _Rows(KH, sh, ph, Wo, Kr, x.dtype.itemsize)
 
     def work(blocks):
-        # rows 0..K-1: dW; row K: db, the gradient of the bias's constant input 1's weight
-        dwb, part = np.zeros((K + 1, Cout), x.dtype), np.empty((K + 1, Cout), x.dtype)
-        cols = np.empty((rows * Wo, K + 1), x.dtype)
+        U = np.empty(rows.shape, x.dtype)
+        dw_rows, part = np.zeros((KH, Kr, Cout), x.dtype), np.empty((Kr, Cout), x.dtype)
         for q0, q1 in blocks:  # unfold again rather than keep the forward's: a block stays in cache
-            c = _unfold(x, q0, q1, Ho, Wo, KH, KW, sh, sw, ph, pw, cols[:(q1 - q0) * Wo])
-            dwb += np.matmul(c.T, dout_rows[q0 * Wo:q1 * Wo], out=part)  # += : summed over the blocks
-        return dwb
-    rows = max(1, _BLOCK_BYTES // (Wo * (K + 1) * x.dtype.itemsize))
-    dwb = sum(_in_blocks(N, Ho, rows, work))  # the threads' sums, in order
-    return dwb[:K].reshape(KH, KW, Cin, Cout), dwb[K]
+            n, h0, R = q0 // Ho, q0 % Ho, q1 - q0
+            rows.unfold(x, n, h0, R, KW, sw, pw, U)
+            d = dout_rows[q0 * Wo:q1 * Wo]
+            for i, Ui in rows.reads(U, R):
+                dw_rows[i] += np.matmul(Ui.T, d, out=part)  # += : summed over the blocks
+        return dw_rows
+    dw_rows = sum(_in_blocks(N, Ho, rows.rows, work))  # the threads' sums, in order
+    return dw_rows[:, :-1].reshape(KH, KW, Cin, Cout), dw_rows[0, -1]
 
 
 def conv2d_backward_fast(dout, cache, *, input_grad=True):
