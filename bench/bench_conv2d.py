@@ -12,7 +12,8 @@ set to the thread count before NumPy or torch loads (and ``torch.set_num_threads
 sets its process up as the ``scratchnet`` command does (``cli.keep_freed_memory``).  Each
 is warmed up, then they take turns, ours, torch NCHW, torch channels_last, ``--repeats``
 times, each turn timing ``--steps`` steps; the table gives the median milliseconds per step
-and the median and range of the per-turn ratios.
+and the median and range of the per-turn ratios, by the wall clock and by CPU time (on a
+machine shared with other work the second is the steadier measure of a single thread).
 
     python bench/bench_conv2d.py                     # every case, 1 and 2 threads
     python bench/bench_conv2d.py --case 16-16 --threads 1 --repeats 9 --no-append
@@ -124,10 +125,10 @@ def worker(impl, cases, threads):
         step()
 
     def run(case, n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(n):
             steps[case]()
-        return {"seconds": time.perf_counter() - t0}
+        return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
     ready = {"blas": _common.blas_core()} if impl == "ours" else {}
     _common.serve({"run": run}, ready)
 
@@ -140,14 +141,19 @@ def bench(cases, threads, repeats, steps, pause):
     try:
         for case in cases:
             ms = {impl: [] for impl in IMPLS}
+            cpu = {impl: [] for impl in IMPLS}
             for _ in range(repeats):
                 for impl in IMPLS:
                     time.sleep(pause)  # let the other processes' spinning threads go to sleep
-                    ms[impl].append(1e3 * workers[impl].ask(op="run", case=case, n=steps)["seconds"] / steps)
+                    r = workers[impl].ask(op="run", case=case, n=steps)
+                    ms[impl].append(1e3 * r["seconds"] / steps)
+                    cpu[impl].append(1e3 * r["cpu_seconds"] / steps)
             ratios = [min(a, b) / o for o, a, b in zip(ms["ours"], ms["torch"], ms["torch-cl"])]
+            cpu_ratios = [min(a, b) / o for o, a, b in zip(cpu["ours"], cpu["torch"], cpu["torch-cl"])]
             rows.append([*describe(case), threads, _common.median(ms["ours"]), _common.median(ms["torch"]),
                          _common.median(ms["torch-cl"]), _common.median(ratios),
-                         f"{min(ratios):.2f}-{max(ratios):.2f}"])
+                         f"{min(ratios):.2f}-{max(ratios):.2f}", _common.median(cpu["ours"]),
+                         _common.median(cpu_ratios)])
     finally:
         for w in workers.values():
             w.close()
@@ -171,11 +177,14 @@ def main():
         r, blas = bench(args.case, n, args.repeats, args.steps, args.pause)
         rows += r
     text = _common.table(["layer", "input N x H x W", "threads", "ours ms", "torch NCHW ms",
-                          "torch channels_last ms", "ratio torch / ours (median)", "ratio range"], rows)
+                          "torch channels_last ms", "ratio torch / ours (median)", "ratio range",
+                          "ours CPU ms", "CPU-time ratio torch / ours"], rows)
     text += (f"\n\nOne step: forward, then dx (except where the row says no dx), dW and db from a "
              f"fixed upstream gradient, float32; the ratio takes torch's faster layout in each turn; "
              f"{args.repeats} alternating turns of "
-             f"{args.steps} steps each.  NumPy's OpenBLAS kernels: {blas}.")
+             f"{args.steps} steps each.  ms: wall-clock time a step; CPU ms: the process's CPU "
+             f"time a step (all its threads), and the CPU-time ratio likewise, which a busy machine "
+             f"disturbs less than the wall clock.  NumPy's OpenBLAS kernels: {blas}.")
     _common.report("conv2d against PyTorch (issue 26)", text,
                    threads=" and ".join(map(str, args.threads)), append=not args.no_append)
 
