@@ -25,6 +25,7 @@ SMALL = {
     "drnn-3": dict(hidden=5, layers=3, context=1),
     "srnn": dict(hidden=5, layers=3, context=1),
     "hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4]),
+    "unet": dict(unet_channels=[2, 3]),
 }
 
 

@@ -340,7 +340,8 @@ def model_rows(archs, *, backend="reference", seed=0, **options):
     from ..nn import use_backend
     rng = np.random.default_rng(seed + 1)
     rows = []
-    small = {"hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4])}
+    small = {"hybrid": dict(conv_filters=[5, 4, 3], dense=[6, 4, 5, 4], rnn=[4, 3, 4]),
+             "unet": dict(unet_channels=[2, 3])}
     for arch in archs:
         model = Model(make_config(arch=arch, n_bins=6, dtype="float64", seed=seed,
                                   **small.get(arch, dict(hidden=5)), **options))
