@@ -166,19 +166,7 @@ def conv_kernel_not_flipped(dout, cache):
     return np.einsum("nsoj,jco->nsc", win, w)[:, left:left + T], dw, db  # BUG: w, not w[::-1]
 
 
-def pool_forward_keeping_x(x, pool_size, stride, padding):
-    out, cache = maxpool1d.maxpool1d_forward(x, pool_size, stride, padding)
-    return out, (x, out, pool_size, stride, cache)
-
-
-def pool_every_tie(dout, cache):
-    x, out, pool, stride, (argmax, T_pad, left, T) = cache
-    x_pad = np.pad(x, ((0, 0), (left, T_pad - T - left), (0, 0)), constant_values=-np.inf)
-    dx = np.zeros_like(x_pad)
-    for t in range(out.shape[1]):
-        win = x_pad[:, t * stride:t * stride + pool]
-        dx[:, t * stride:t * stride + pool] += (win == out[:, t:t + 1]) * dout[:, t:t + 1]  # BUG at ties
-    return dx[:, left:left + T]
+# the bug that sends a tie's gradient to every maximum is in the mutation bank (tests/test_mutations.py)
 
 
 def pool_fancy_add(dout, cache):
@@ -237,8 +225,6 @@ PLANTED = {  # id: (checker, bug, kwargs, the hint's words)
     "is: no floor": (course.check_loss, is_without_floor, dict(kind="is"), "the floor is missing"),
     "conv: kernel not flipped": (course.check_conv1d_backward, conv_kernel_not_flipped, {},
                                  "dx is the correlation with the kernel as it is: flip it in time"),
-    "maxpool: every tie": (course.check_maxpool1d_backward, pool_every_tie, dict(forward=pool_forward_keeping_x),
-                           "fails only when a window has ties: its gradient must go to one frame only"),
     "maxpool: overlap": (course.check_maxpool1d_backward, pool_fancy_add, {}, "overlapping windows"),
     "lstm: dnext_c dropped": (course.check_lstm_step_backward, lstm_without_dnext_c, {}, "dnext_c is left out"),
     "gru: no direct path": (course.check_gru_step_backward, gru_without_direct_path, {},
