@@ -9,9 +9,9 @@ from scratchnet.models.unet import receptive_field
 from scratchnet.nn.backend import use_backend
 
 
-def _model(T_bins=9, channels=(2, 3, 4), dtype="float64", seed=0):
+def _model(T_bins=9, channels=(2, 3, 4), dtype="float64", seed=0, **options):
     cfg = make_config(arch="unet", n_bins=T_bins, n_fft=16, hop_length=8, unet_channels=list(channels),
-                      dtype=dtype, level_window=None, seed=seed)
+                      dtype=dtype, level_window=None, seed=seed, **options)
     m = Model(cfg)
     rng = np.random.default_rng(seed + 1)
     for name, v in m.params.items():  # biases off zero: no pre-activation sits exactly on a kink
@@ -31,10 +31,13 @@ def _centred_difference(loss, P, idx, h=1e-6):
 
 
 @pytest.mark.parametrize("backend", ["reference", "fast"])
-@pytest.mark.parametrize("N,T,F,channels", [(2, 7, 9, (2, 3, 4)), (1, 8, 6, (3, 2)), (1, 5, 11, (2, 2, 2, 3))])
-def test_unet_backward_matches_finite_differences(backend, N, T, F, channels):
+@pytest.mark.parametrize("N,T,F,channels,options", [
+    (2, 7, 9, (2, 3, 4), {}), (1, 8, 6, (3, 2), {}), (1, 5, 11, (2, 2, 2, 3), {}),
+    (2, 6, 7, (2, 3), dict(unet_rnn=3, cell="gru", bidirectional=True)),  # the U-Net feeding a BiGRU
+    (1, 5, 6, (2, 2), dict(unet_rnn=4))])
+def test_unet_backward_matches_finite_differences(backend, N, T, F, channels, options):
     with use_backend(backend):
-        m = _model(F, channels)
+        m = _model(F, channels, **options)
         rng = np.random.default_rng(2)
         X = rng.random((N, T, F)) + 0.1
         r1, r2 = rng.standard_normal((2, N, T, F))

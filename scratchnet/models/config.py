@@ -34,7 +34,9 @@ Architectures (``config["arch"]``)
     scale, ``unet_kernel`` x ``unet_kernel`` convolutions over time and frequency, each scale
     halving both axes, skip connections, and a 1 x 1 convolution to the mask's two channels
     (no dense output layer).  Fully convolutional: it trains on patches and separates a
-    chunk of any length.
+    chunk of any length.  With ``unet_rnn`` = H, the U-Net's one output channel beside the
+    input features feeds a recurrent layer of H units (``cell``, ``bidirectional``), then the
+    linear output 2F.
 
 Every recurrent layer uses the cell ``cell`` (``relu``: Huang's h_t = relu(W x_t + U h_{t-1} +
 b); the gated cells of :mod:`scratchnet.nn`), and with ``bidirectional`` a second cell reads
@@ -75,7 +77,7 @@ DEFAULTS = {
     "n_fft": N_FFT, "hop_length": HOP_LENGTH, "window": WINDOW, "seed": 0, "dtype": "float32",
     "inference_seq_len": None, "cell": "relu", "bidirectional": False, "mask_power": 1.0,
     "feature_norm": "per_bin", "level_window": 2.0,
-    "unet_channels": [8, 16, 32, 64], "unet_kernel": 3,
+    "unet_channels": [8, 16, 32, 64], "unet_kernel": 3, "unet_rnn": None,
 }
 
 #: what a config saved before a key existed meant by its absence (it ran without the feature)
@@ -108,6 +110,9 @@ def make_config(**overrides):
         raise ScratchnetError(f"unet_channels={ch!r} must be a list of positive integers, one per scale")
     if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2 == 1):
         raise ScratchnetError(f"unet_kernel={k!r} must be an odd positive integer")
+    r = config["unet_rnn"]
+    if r is not None and not (isinstance(r, int) and not isinstance(r, bool) and r >= 0):
+        raise ScratchnetError(f"unet_rnn={r!r} must be a number of recurrent units, or None")
     if config["n_bins"] is None:
         config["n_bins"] = 1 + n_fft // 2
     return config
@@ -128,9 +133,14 @@ def layer_specs(config):
     """The list of layer specs (dicts) that an architecture is made of."""
     F, arch = config["n_bins"], config["arch"]
     specs = []
-    if arch == "unet":  # ends in the mask's two channels itself: no dense output layer
-        return [{"kind": "unet", "name": "unet", "channels": list(config["unet_channels"]),
-                 "kernel": config["unet_kernel"]}]
+    if arch == "unet":
+        unet = {"kind": "unet", "name": "unet", "channels": list(config["unet_channels"]),
+                "kernel": config["unet_kernel"]}
+        if not config["unet_rnn"]:  # ends in the mask's two channels itself: no dense output layer
+            return [unet]
+        # the U-Net's one channel beside the input, into a recurrent layer (cell, bidirectional)
+        specs = [dict(unet, head=1, keep_input=True), _recurrent(config, "rnn", 2 * F, config["unet_rnn"])]
+        return specs + [{"kind": "dense", "name": "out", "in": specs[-1]["width"], "out": 2 * F}]
     if arch == "hybrid":
         d = F
         for i, c in enumerate(config["conv_filters"], 1):

@@ -12,6 +12,9 @@ The features (N, T, F) are read as one-channel images of T frames by F bins.  Wi
 
 starting the way up from ``g_L = e_L``.  The two channels of ``a`` are the two sources'
 ``a_1, a_2`` of Huang's joint soft mask (:mod:`scratchnet.nn.mask`), laid out as (N, T, 2F).
+Feeding a recurrent layer instead (``unet_rnn``), the head has one channel and the layer
+gives ``[x, a]`` (N, T, 2F): each frame's features beside what the U-Net made of their
+neighbourhood, and the recurrence carries the long context the U-Net's field lacks.
 Each downsampling halves both axes, rounding up ("same" padding, stride 2); each
 transposed convolution doubles them and is cropped to the skip's size, whose backward
 pads the gradient with zeros again.  The concatenation's backward splits the gradient
@@ -42,7 +45,7 @@ def _names(spec):
         # a transposed convolution's weight is that of the convolution it is the adjoint of
         out += [(f"up{l}", (k, k, c[l - 1], c[l]), "transpose"),
                 (f"dec{l - 1}", (k, k, 2 * c[l - 1], c[l - 1]), "conv")]
-    return out + [("head", (1, 1, c[0], 2), "conv")]
+    return out + [("head", (1, 1, c[0], spec.get("head", 2)), "conv")]
 
 
 def _he(shape, rng, dtype, fan_in):
@@ -128,21 +131,28 @@ def unet_forward(h, p, spec):
         cat = np.concatenate([u, skips[l - 1]], axis=-1)  # N,H,W,2c
         z, caches[f"dec{l - 1}"] = _conv(cat, p, f"dec{l - 1}")
         g, caches[f"dec{l - 1}/relu"] = relu(z)
-    a, caches["head"] = _conv(g, p, "head")  # N,T,F,2
-    return np.ascontiguousarray(a.transpose(0, 1, 3, 2)).reshape(N, T, 2 * F), caches
+    a, caches["head"] = _conv(g, p, "head")  # N,T,F,2 (or N,T,F,1 feeding a recurrent layer)
+    out = np.ascontiguousarray(a.transpose(0, 1, 3, 2)).reshape(N, T, a.shape[3] * F)
+    if spec.get("keep_input"):  # [x, U-Net(x)] per frame, for the recurrent layer above
+        out = np.concatenate([h, out.astype(h.dtype, copy=False)], axis=-1)
+    return out, caches
 
 
 def unet_backward(dout, caches, p, spec, input_grad):
     """Backward of :func:`unet_forward`: ``(dh or None, grads by short name)``."""
     relu_back = pick(activations, "relu_backward")
-    c, L = spec["channels"], len(spec["channels"]) - 1
-    N, T, F2 = dout.shape
+    c, L, heads = spec["channels"], len(spec["channels"]) - 1, spec.get("head", 2)
+    N, T, _ = dout.shape
+    F = caches["enc0/relu"].shape[2]
     grads = {}
 
     def keep(name, dW, db):
         grads[name + "/W"], grads[name + "/b"] = dW, db
 
-    da = np.ascontiguousarray(dout.reshape(N, T, 2, F2 // 2).transpose(0, 1, 3, 2))  # N,T,F,2
+    d_direct = None
+    if spec.get("keep_input"):  # the input's own copy gets its gradient directly
+        d_direct, dout = dout[..., :F], dout[..., F:]
+    da = np.ascontiguousarray(dout.reshape(N, T, heads, F).transpose(0, 1, 3, 2))  # N,T,F,heads
     dg, *g = _conv_back(da, caches["head"])
     keep("head", *g)
     dskips = [None] * (L + 1)  # the gradient reaching each e_l through its skip
@@ -172,4 +182,6 @@ def unet_backward(dout, caches, p, spec, input_grad):
     dz = relu_back(de, caches["enc0/relu"])
     dx, *g = _conv_back(dz, caches["enc0"], input_grad)
     keep("enc0", *g)
-    return (dx[..., 0] if input_grad else None), grads
+    if not input_grad:
+        return None, grads
+    return (dx[..., 0] + d_direct if d_direct is not None else dx[..., 0]), grads
