@@ -177,7 +177,7 @@ def test_help_and_version_answer_without_numba():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
-    assert "{dnn,drnn-1,drnn-2,drnn-3,srnn,hybrid}" in proc.stdout  # train --help lists them
+    assert "{dnn,drnn-1,drnn-2,drnn-3,srnn,hybrid,unet}" in proc.stdout  # train --help lists them
     assert "--backend {fast,reference}" in proc.stdout
     version = run_cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("scratchnet 0.")
