@@ -124,18 +124,23 @@ def test_conv2d_unfold_and_fold_rows(dtype, tol, N, H, W, C, KW, sw, pw, n, r0, 
     assert not dx[np.arange(N) != n].any()  # no other image touched
 
 
+def _fast_pair_matches_readable(module, name, args, rng, dtype, tol):
+    """``name``'s fast forward and backward against its readable pair, on ``args``."""
+    out, cache = getattr(module, name + "_forward_fast")(*args)
+    out_ref, cache_ref = getattr(module, name + "_forward")(*args)
+    _close(out, out_ref, tol, f"{name} forward")
+    dout = _randn(rng, out.shape, dtype)
+    for what, g, g_ref in zip(("dx", "dw", "db"), getattr(module, name + "_backward_fast")(dout, cache),
+                              getattr(module, name + "_backward")(dout, cache_ref)):
+        _close(g, g_ref, tol, f"{name} {what}")
+
+
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("N,H,W,Cin,Cout,KH,KW,stride,padding", CONV2D_CASES)
 def test_conv2d(dtype, tol, N, H, W, Cin, Cout, KH, KW, stride, padding):
     rng = np.random.default_rng(12)
     x, w, b = _randn(rng, (N, H, W, Cin), dtype), _randn(rng, (KH, KW, Cin, Cout), dtype), _randn(rng, (Cout,), dtype)
-    out, cache = conv2d.conv2d_forward_fast(x, w, b, stride, padding)
-    out_ref, cache_ref = conv2d.conv2d_forward(x, w, b, stride, padding)
-    _close(out, out_ref, tol, "conv2d forward")
-    dout = _randn(rng, out.shape, dtype)
-    for name, g, g_ref in zip(("dx", "dw", "db"), conv2d.conv2d_backward_fast(dout, cache),
-                              conv2d.conv2d_backward(dout, cache_ref)):
-        _close(g, g_ref, tol, f"conv2d {name}")
+    _fast_pair_matches_readable(conv2d, "conv2d", (x, w, b, stride, padding), rng, dtype, tol)
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
@@ -145,14 +150,8 @@ def test_conv2d(dtype, tol, N, H, W, Cin, Cout, KH, KW, stride, padding):
 def test_conv2d_transpose(dtype, tol, N, H, W, Cin, Cout, KH, KW, stride, padding, output_padding):
     rng = np.random.default_rng(13)
     x, w, b = _randn(rng, (N, H, W, Cin), dtype), _randn(rng, (KH, KW, Cout, Cin), dtype), _randn(rng, (Cout,), dtype)
-    T = conv2d_transpose
-    out, cache = T.conv2d_transpose_forward_fast(x, w, b, stride, padding, output_padding)
-    out_ref, cache_ref = T.conv2d_transpose_forward(x, w, b, stride, padding, output_padding)
-    _close(out, out_ref, tol, "conv2d_transpose forward")
-    dout = _randn(rng, out.shape, dtype)
-    for name, g, g_ref in zip(("dx", "dw", "db"), T.conv2d_transpose_backward_fast(dout, cache),
-                              T.conv2d_transpose_backward(dout, cache_ref)):
-        _close(g, g_ref, tol, f"conv2d_transpose {name}")
+    _fast_pair_matches_readable(conv2d_transpose, "conv2d_transpose", (x, w, b, stride, padding, output_padding),
+                                rng, dtype, tol)
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
