@@ -41,6 +41,20 @@ def _lstm_grads(dnext_h, dnext_c, cache, deriv=None, direct_c=True, through_h=Tr
 _GATES = {"i": "the input gate i", "f": "the forget gate f", "g": "the candidate g", "o": "the output gate o"}
 
 
+def _block_and_transpose_hypotheses(grads, gates, dname, name, Wx):
+    """A cell's gate blocks in another order than the forward's, and dx without Wx's transpose
+    (where Wx is square and the product fits anyway)."""
+    hyps, forward = [], ", ".join(gates)
+    for order in itertools.permutations(range(len(gates))):
+        if order != tuple(range(len(gates))):
+            hyps.append(Hypothesis(f"the gate blocks of {dname} are in the order {', '.join(gates[j] for j in order)}: "
+                                   f"the forward's order is {forward}", grads(order=order)))
+    if Wx.shape[0] == Wx.shape[1]:
+        hyps.append(Hypothesis(f"dx = {dname} Wx: the transpose is missing -- for {name} = x Wx, dx = {dname} Wx^T",
+                               {"dx": grads(dx_W=Wx)["dx"]}))
+    return hyps
+
+
 def _lstm_hypotheses(dnext_h, dnext_c, cache):
     x, prev_h, prev_c, Wx, Wh, i, f, g, o, tc = cache
     next_c = f * prev_c + i * g
@@ -68,14 +82,7 @@ def _lstm_hypotheses(dnext_h, dnext_c, cache):
     hyps.append(Hypothesis("do uses c_t: h_t = o tanh(c_t), so do = dnext_h * tanh(c_t)", grads(do_state=next_c)))
     hyps.append(Hypothesis("di and dg are swapped: c_t = f c_{t-1} + i g, so di = dc * g and dg = dc * i",
                            grads(swap_di_dg=True)))
-    for order in itertools.permutations(range(4)):
-        if order != (0, 1, 2, 3):
-            hyps.append(Hypothesis(f"the gate blocks of da are in the order {', '.join('ifgo'[j] for j in order)}: "
-                                   "the forward's order is i, f, g, o", grads(order=order)))
-    if Wx.shape[0] == Wx.shape[1]:
-        hyps.append(Hypothesis("dx = da Wx: the transpose is missing -- for a = x Wx, dx = da Wx^T",
-                               {"dx": grads(dx_W=Wx)["dx"]}))
-    return hyps
+    return hyps + _block_and_transpose_hypotheses(grads, "ifgo", "da", "a", Wx)
 
 
 def _lstm_case(fn, forward, rng, N, D, H, tol, dc_zero=False):
@@ -190,14 +197,7 @@ def _gru_hypotheses(dnext_h, cache):
                                   "the sigmoid gates r, z", "sigmoid", both, "s")
     for gate, kind, value in (("r", "sigmoid", r), ("z", "sigmoid", z), ("n", "tanh", n)):
         hyps += derivative_hypotheses(lambda d, gate=gate: grads(deriv={gate: d}), _GRU_GATES[gate], kind, value, gate)
-    for order in itertools.permutations(range(3)):
-        if order != (0, 1, 2):
-            hyps.append(Hypothesis(f"the gate blocks are in the order {', '.join('rzn'[j] for j in order)}: the "
-                                   "forward's order is r, z, n", grads(order=order)))
-    if Wx.shape[0] == Wx.shape[1]:
-        hyps.append(Hypothesis("dx = dxw Wx: the transpose is missing -- for xw = x Wx, dx = dxw Wx^T",
-                               {"dx": grads(dx_W=Wx)["dx"]}))
-    return hyps
+    return hyps + _block_and_transpose_hypotheses(grads, "rzn", "dxw", "xw", Wx)
 
 
 def _gru_terms(dnext_h, cache):
