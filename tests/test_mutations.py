@@ -657,6 +657,122 @@ def conv_with_loops(dout, cache):
     return dx_pad[:, left:left + T], dw, db
 
 
+# =========================================================================== conv2d
+def _conv2d_parts(dout, cache):
+    """A learner's pieces: dw from the windows of x_pad, dout padded for the full correlation."""
+    x_pad, w, (sh, sw), (ph, pw), (H, W) = cache
+    KH, KW = w.shape[:2]
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))[:, ::sh, ::sw]
+    dw = np.einsum("nhwcij,nhwo->ijco", win, dout)
+    dout_pad = np.pad(dout, ((0, 0), (KH - 1, KH - 1), (KW - 1, KW - 1), (0, 0)))  # stride 1 only
+    dwin = np.lib.stride_tricks.sliding_window_view(dout_pad, (KH, KW), axis=(1, 2))
+    return x_pad, w, ph, pw, H, W, dw, dwin
+
+
+def _conv2d_dx(dwin, kernel, ph, pw, H, W):
+    return np.einsum("nsrokl,klco->nsrc", dwin, kernel)[:, ph:ph + H, pw:pw + W]
+
+
+@bug(course.check_conv2d_backward, "the kernel is not flipped -- flip it in both axes")
+def conv2d_kernel_not_flipped(dout, cache):
+    x_pad, w, ph, pw, H, W, dw, dwin = _conv2d_parts(dout, cache)
+    return _conv2d_dx(dwin, w, ph, pw, H, W), dw, dout.sum(axis=(0, 1, 2))
+
+
+@bug(course.check_conv2d_backward, "flipped in one axis only, time (w[::-1])")
+def conv2d_kernel_flipped_in_time_only(dout, cache):
+    x_pad, w, ph, pw, H, W, dw, dwin = _conv2d_parts(dout, cache)
+    return _conv2d_dx(dwin, w[::-1], ph, pw, H, W), dw, dout.sum(axis=(0, 1, 2))
+
+
+@bug(course.check_conv2d_backward, "dw's kernel axes are swapped")
+def conv2d_dw_kernel_axes_swapped(dout, cache):
+    x_pad, w, ph, pw, H, W, dw, dwin = _conv2d_parts(dout, cache)
+    KH, KW = w.shape[:2]
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))
+    return _conv2d_dx(dwin, w[::-1, ::-1], ph, pw, H, W), np.einsum("nhwcij,nhwo->jico", win, dout), \
+        dout.sum(axis=(0, 1, 2))
+
+
+@bug(course.check_conv2d_backward, "db: it has shape (6, 5, 4), expected (4,): it is dout summed over axis 0 (batch); "
+                                   "db sums dout over axis 0 (batch), axis 1 (time), axis 2 (frequency)")
+def conv2d_db_over_batch_only(dout, cache):
+    x_pad, w, ph, pw, H, W, dw, dwin = _conv2d_parts(dout, cache)
+    return _conv2d_dx(dwin, w[::-1, ::-1], ph, pw, H, W), dw, dout.sum(axis=0)
+
+
+@bug(course.check_conv2d_backward, "db: it is 1/60 times the right value: a mean over the N*H'*W' = 60 output pixels")
+def conv2d_db_mean(dout, cache):
+    x_pad, w, ph, pw, H, W, dw, dwin = _conv2d_parts(dout, cache)
+    return _conv2d_dx(dwin, w[::-1, ::-1], ph, pw, H, W), dw, dout.mean(axis=(0, 1, 2))
+
+
+@bug(course.check_conv2d_backward, "dx still holds the padding")
+def conv2d_dx_still_padded(dout, cache):
+    x_pad, w, ph, pw, H, W, dw, dwin = _conv2d_parts(dout, cache)
+    return np.einsum("nsrokl,klco->nsrc", dwin, w[::-1, ::-1]), dw, dout.sum(axis=(0, 1, 2))
+
+
+@bug(course.check_conv2d_backward, "the stride (2, 2) is left out of dx (in both axes)", stride=2)
+def conv2d_dx_without_stride(dout, cache):
+    x_pad, w, (sh, sw), (ph, pw), (H, W) = cache
+    KH, KW = w.shape[:2]
+    Ho, Wo = dout.shape[1:3]
+    dx_pad = np.zeros_like(x_pad)
+    for i in range(KH):
+        for j in range(KW):
+            dx_pad[:, i:i + Ho, j:j + Wo] += dout @ w[i, j].T  # forgot: h*sh + i
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))[:, ::sh, ::sw]
+    return dx_pad[:, ph:ph + H, pw:pw + W], np.einsum("nhwcij,nhwo->ijco", win, dout), dout.sum(axis=(0, 1, 2))
+
+
+@bug(course.check_conv2d_backward, "dx: tap (0, 0) is missing")
+def conv2d_dx_loop_skips_tap_zero(dout, cache):
+    x_pad, w, ph, pw, H, W, dw, _ = _conv2d_parts(dout, cache)
+    KH, KW = w.shape[:2]
+    Ho, Wo = dout.shape[1:3]
+    dx_pad = np.zeros_like(x_pad)
+    for i in range(KH):
+        for j in range(KW):
+            if i == 0 and j == 0:
+                continue  # "the centre is the origin" confusion: the corner tap left out
+            dx_pad[:, i:i + Ho, j:j + Wo] += dout @ w[i, j].T
+    return dx_pad[:, ph:ph + H, pw:pw + W], dw, dout.sum(axis=(0, 1, 2))
+
+
+@right(course.check_conv2d_backward, seed=3, stride=(2, 1), padding=(1, 0), KW=2)
+def conv2d_with_loops(dout, cache):
+    x_pad, w, (sh, sw), (ph, pw), (H, W) = cache
+    KH, KW, Cin, Cout = w.shape
+    N, Ho, Wo, _ = dout.shape
+    dx_pad, dw, db = np.zeros_like(x_pad), np.zeros_like(w), np.zeros(Cout)
+    for n in range(N):
+        for h in range(Ho):
+            for v in range(Wo):
+                for i in range(KH):
+                    for j in range(KW):
+                        dx_pad[n, h * sh + i, v * sw + j] += w[i, j] @ dout[n, h, v]
+                        dw[i, j] += np.outer(x_pad[n, h * sh + i, v * sw + j], dout[n, h, v])
+                db += dout[n, h, v]
+    return dx_pad[:, ph:ph + H, pw:pw + W], dw, db
+
+
+@right(course.check_conv2d_backward, seed=4, stride=2, padding="same", H=7)
+def conv2d_with_dilation_and_einsum(dout, cache):
+    x_pad, w, (sh, sw), (ph, pw), (H, W) = cache
+    KH, KW = w.shape[:2]
+    N, Ho, Wo, Cout = dout.shape
+    Hp, Wp = x_pad.shape[1:3]
+    dil = np.zeros((N, Hp - KH + 1, Wp - KW + 1, Cout))  # every window position, the strided ones set
+    dil[:, ::sh, ::sw][:, :Ho, :Wo] = dout
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))
+    dw = np.einsum("nhwcij,nhwo->ijco", win, dil)
+    dil_pad = np.pad(dil, ((0, 0), (KH - 1, KH - 1), (KW - 1, KW - 1), (0, 0)))
+    dwin = np.lib.stride_tricks.sliding_window_view(dil_pad, (KH, KW), axis=(1, 2))
+    dx_pad = np.einsum("nsrokl,klco->nsrc", dwin, w[::-1, ::-1])
+    return dx_pad[:, ph:ph + H, pw:pw + W], dw, np.einsum("nhwo->o", dout)
+
+
 # =========================================================================== max-pooling
 def pool_forward_keeping_x(x, pool_size, stride, padding):
     out, cache = maxpool1d.maxpool1d_forward(x, pool_size, stride, padding)
@@ -1028,7 +1144,7 @@ def test_a_right_but_unusual_solution_passes_without_a_hint(name):
 
 def test_the_bank_is_as_large_as_the_issue_asks():
     checkers = {entry[0] for entry in BUGS.values()}
-    assert len(BUGS) >= 40 and len(RIGHT) >= 10 and len(checkers) == 9
+    assert len(BUGS) >= 40 and len(RIGHT) >= 10 and len(checkers) == 10
 
 
 def test_an_in_place_solution_is_told_so_in_one_line():

@@ -32,7 +32,8 @@ of the course's assignments use, ``tol`` and ``verbose``.
                  :func:`check_truncated_bptt` (and :func:`truncated_rnn_backward`)
 ``gated``        :func:`check_lstm_step_backward`, :func:`check_gru_step_backward`
 ``mask_and_losses`` :func:`check_mask_backward`, :func:`check_loss`
-``conv_and_pool`` :func:`check_conv1d_backward`, :func:`check_maxpool1d_backward`
+``conv_and_pool`` :func:`check_conv1d_backward`, :func:`check_conv2d_backward`,
+                 :func:`check_maxpool1d_backward`
 ``_check``       what they share: calls on copies, comparisons, results, the diagnosis
 ================ ===================================================================
 
@@ -43,12 +44,13 @@ Examples
 True
 """
 from ._check import REFERENCE, TOL, CheckResult, TensorResult
-from .conv_and_pool import check_conv1d_backward, check_maxpool1d_backward
+from .conv_and_pool import check_conv1d_backward, check_conv2d_backward, check_maxpool1d_backward
 from .gated import check_gru_step_backward, check_lstm_step_backward
 from .mask_and_losses import check_loss, check_mask_backward
 from .recurrent import check_bptt, check_rnn_step_backward, check_truncated_bptt, truncated_rnn_backward
 
-__all__ = ["REFERENCE", "TOL", "CheckResult", "TensorResult", "check_bptt", "check_conv1d_backward", "check_gru_step_backward",
+__all__ = ["REFERENCE", "TOL", "CheckResult", "TensorResult", "check_bptt", "check_conv1d_backward", "check_conv2d_backward",
+           "check_gru_step_backward",
            "check_loss", "check_lstm_step_backward", "check_mask_backward",
            "check_maxpool1d_backward", "check_rnn_step_backward", "check_truncated_bptt",
            "truncated_rnn_backward"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._check import (REFERENCE, TOL, Case, Hypothesis, Terms, call, call_learner, errors, explain, finish,
                      numeric, passes, run, sizes, snapshot)
+from ..nn import conv2d as _conv2d
 
 
 # --------------------------------------------------------------------------- conv1d
@@ -175,5 +176,146 @@ def check_maxpool1d_backward(fn, *, forward=None, seed=0, tol=TOL, verbose=True,
         case.names, case.errs = case.names + ties.names, {**case.errs, **ties.errs}
         case.tols, case.got, case.ref = {**case.tols, **ties.tols}, case.got + ties.got, case.ref + ties.ref
         case.notes = list(dict.fromkeys(case.notes + ties.notes))
+        return finish(title, case, hints, verbose, found)
+    return run(title, verbose, body)
+
+
+# --------------------------------------------------------------------------- conv2d
+REFERENCE.setdefault("conv2d_forward", _conv2d.conv2d_forward)  # taken now, as _check's
+REFERENCE.setdefault("conv2d_backward", _conv2d.conv2d_backward)
+_INPUT_GRAD = _conv2d.conv2d_input_grad  # dx_pad from dout: the reference's own part
+_CONV2D_AXES = {"dx": ("batch", "time", "frequency", "input channel"),
+                "dw": ("kernel row", "kernel column", "input channel", "output channel"),
+                "db": [("output channel",), ("batch", "time", "frequency", "output channel")],
+                "db/full": ("batch", "time", "frequency", "output channel")}
+_FLIP2_HINT = ("dx is a full correlation of the stride-dilated dout with the kernel flipped in both axes, "
+               "dx_pad[s, r] = sum_ij dout[s-i, r-j] w[i, j]^T -- pad dout with KH-1 rows and KW-1 columns "
+               "of zeros on both sides, correlate with w[::-1, ::-1], then drop the padding: "
+               "dx = dx_pad[:, ph:ph + H, pw:pw + W]")
+
+
+def _conv2d_case(fn, forward, rng, N, H, W, Cin, Cout, KH, KW, stride, padding, tol):
+    x, w, b = rng.standard_normal((N, H, W, Cin)), rng.standard_normal((KH, KW, Cin, Cout)), rng.standard_normal(Cout)
+    out, cache = call(forward, *snapshot([x, w, b]), stride, padding, n=2)
+    dout = rng.standard_normal(np.shape(out))
+    got, notes = call_learner(fn, [dout, cache], ("dout", "cache"), n=3)
+    ref = REFERENCE["conv2d_backward"](dout, REFERENCE["conv2d_forward"](x, w, b, stride, padding)[1])
+    num = numeric(lambda: forward(x.copy(), w.copy(), b.copy(), stride, padding)[0], [x, w, b], dout)
+    (sh, sw), (ph, pw) = _conv2d.conv2d_geometry(w.shape, stride, padding)
+    return Case(_CONV_NAMES, got, ref, [num, ref], tol, notes, x=x, dout=dout, w=w,
+                stride=(sh, sw), padding=(ph, pw))
+
+
+def _scatter(dout, w, step, size_pad):
+    """dx_pad with each output pixel's ``dout w[i, j]^T`` added at (h*step_h + i, w*step_w + j)."""
+    N, Ho, Wo, _ = dout.shape
+    KH, KW, Cin, _ = w.shape
+    (a, c), (Hp, Wp) = step, size_pad
+    out = np.zeros((N, max(Hp, (Ho - 1) * a + KH), max(Wp, (Wo - 1) * c + KW), Cin))
+    for i in range(KH):
+        for j in range(KW):
+            out[:, i:i + (Ho - 1) * a + 1:a, j:j + (Wo - 1) * c + 1:c] += dout @ w[i, j].T
+    return out[:, :Hp, :Wp]
+
+
+def _conv2d_diagnosis(x, dout, w, stride, padding):
+    (sh, sw), (ph, pw) = stride, padding
+    KH, KW = w.shape[:2]
+    H, W = x.shape[1:3]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    crop = lambda a: a[:, ph:ph + H, pw:pw + W]  # noqa: E731
+    dx_with = lambda v: _INPUT_GRAD(dout, v, (H, W), stride, padding)  # noqa: E731 -- the correlation with v[::-1, ::-1]
+    full = _INPUT_GRAD(dout, w, (Hp, Wp), stride, (0, 0))  # dx_pad, N,Hp,Wp,Cin
+    hyps = [Hypothesis("dx is the correlation with the kernel as it is: the kernel is not flipped -- flip it in "
+                       "both axes (w[::-1, ::-1]) -- " + _FLIP2_HINT, {"dx": dx_with(w[::-1, ::-1])})]
+    if KH > 1:
+        hyps.append(Hypothesis("dx is the correlation with the kernel flipped in one axis only, time (w[::-1]): "
+                               "flip it in both axes (w[::-1, ::-1]) -- " + _FLIP2_HINT, {"dx": dx_with(w[:, ::-1])}))
+    if KW > 1:
+        hyps.append(Hypothesis("dx is the correlation with the kernel flipped in one axis only, frequency "
+                               "(w[:, ::-1]): flip it in both axes (w[::-1, ::-1]) -- " + _FLIP2_HINT,
+                               {"dx": dx_with(w[::-1])}))
+    hyps.append(Hypothesis(f"dx still holds the padding: it is dx_pad, of shape {full.shape}; the forward padded x "
+                           f"by {(ph, pw)}, so dx = dx_pad[:, {ph}:{ph} + H, {pw}:{pw} + W]", {"dx": full}))
+    for a in range(Hp - H + 1):
+        for c in range(Wp - W + 1):
+            if (a, c) != (ph, pw):
+                hyps.append(Hypothesis(f"dx is cropped from the padded gradient at ({a}, {c}): the forward padded x "
+                                       f"by {(ph, pw)} on each side, so dx = dx_pad[:, {ph}:{ph} + H, {pw}:{pw} + W]",
+                                       {"dx": full[:, a:a + H, c:c + W]}))
+    left_out = {(1, 1): "in time" if sw == 1 else "in frequency" if sh == 1 else "in both axes"}
+    if sh > 1 and sw > 1:
+        left_out.update({(1, sw): "in time", (sh, 1): "in frequency"})
+    for step, words in left_out.items():
+        if (sh, sw) != (1, 1):
+            hyps.append(Hypothesis(f"the stride {stride} is left out of dx ({words}): output pixel (h, w) read the "
+                                   f"window at (h*sh, w*sw), so its gradient dout[h, w] w[i, j]^T goes to dx_pad[h*sh + i, "
+                                   f"w*sw + j] -- dilate dout by the stride (zeros between) before the full correlation",
+                                   {"dx": crop(_scatter(dout, w, step, (Hp, Wp)))}))
+    x_pad = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(1, 2))  # N,.,.,Cin,KH,KW
+    Ho, Wo = dout.shape[1:3]
+    dw = np.einsum("nhwcij,nhwo->ijco", win[:, ::sh, ::sw][:, :Ho, :Wo], dout)
+    if KH > 1 or KW > 1:
+        hyps.append(Hypothesis("dw's taps are flipped in both axes: dw[i, j] = sum x_pad[h*sh + i, w*sw + j]^T "
+                               "dout[h, w], tap (i, j) meets the pixel it multiplied in the forward",
+                               {"dw": dw[::-1, ::-1]}))
+    if KH == KW:
+        hyps.append(Hypothesis("dw's kernel axes are swapped (dw.transpose(1, 0, 2, 3)): dw[i, j] is the gradient of "
+                               "w[i, j], row i in time and column j in frequency", {"dw": dw.transpose(1, 0, 2, 3)}))
+    hyps.append(Hypothesis("dw's channel axes are swapped: dw[i, j] = window^T dout is (Cin, Cout), the shape of "
+                           "w[i, j] -- not dout^T window", {"dw": dw.transpose(0, 1, 3, 2)}))
+    if (sh, sw) != (1, 1):
+        dw_ns = np.einsum("nhwcij,nhwo->ijco", win[:, :Ho, :Wo], dout)
+        hyps.append(Hypothesis(f"the stride {stride} is left out of dw: output pixel (h, w) read the window at "
+                               f"(h*sh, w*sw) of x_pad, not at (h, w)", {"dw": dw_ns}))
+    taps = [(f"tap ({i}, {j})", dx_with(np.where(_one_tap(w, i, j), w, 0))) for i in range(KH) for j in range(KW)]
+    terms = {"dx": Terms(taps, formula="each tap's dout[s - i, r - j] w[i, j]^T")}
+    return hyps, terms
+
+
+def _one_tap(w, i, j):
+    mask = np.zeros(w.shape, bool)
+    mask[i, j] = True
+    return mask
+
+
+def check_conv2d_backward(fn, *, forward=None, seed=0, tol=TOL, verbose=True, **dims):
+    """Check ``fn(dout, cache) -> dx, dw, db``, the backward of a 2-D convolution, channels last.
+
+    ``forward(x, w, b, stride, padding) -> out, cache`` (default scratchnet's ``conv2d_forward``:
+    x (N, H, W, Cin), w (KH, KW, Cin, Cout)); sizes ``N, H, W, Cin, Cout, KH, KW`` and ``stride``,
+    ``padding`` (as ``conv2d_forward`` takes them).  Explains: dx correlated with the kernel not
+    flipped, or flipped in one axis only, still padded or cropped at the wrong offset, with the
+    stride left out, or with a tap missing or doubled; dw with its taps flipped, its kernel or
+    channel axes swapped, or the stride left out; db not summed over N, H, W (or a mean); a
+    kernel of one tap passing while a larger one fails.
+    """
+    d = sizes(dict(N=2, H=6, W=5, Cin=3, Cout=4, KH=3, KW=3, stride=1, padding=1), dims)
+    forward = forward or REFERENCE["conv2d_forward"]
+    title = (f"check_conv2d_backward: N={d['N']} H={d['H']} W={d['W']} Cin={d['Cin']} Cout={d['Cout']} "
+             f"KH={d['KH']} KW={d['KW']} stride {d['stride']} padding {d['padding']!r}, seed {seed}")
+
+    def body():
+        case = _conv2d_case(fn, forward, np.random.default_rng(seed), tol=tol, **d)
+        found, hints = {}, []
+        if not case.ok:
+            p = case.parts
+            hyps, terms = _conv2d_diagnosis(p["x"], p["dout"], p["w"], p["stride"], p["padding"])
+            Ho, Wo = p["dout"].shape[1:3]
+            named = {k: d[k] for k in ("N", "H", "W", "Cin", "Cout", "KH", "KW")}
+            if (Ho, Wo) != (d["H"], d["W"]):
+                named.update({"H'": Ho, "W'": Wo})
+            pixels = d["N"] * Ho * Wo
+            mean = {1 / pixels: f"a mean over the N*H'*W' = {pixels} output pixels, where db sums dout over them"}
+            found, hints = explain(case, hyps, terms, dims=named, axes=_CONV2D_AXES, constants={"db": mean},
+                                   unreduced={"db": (p["dout"], "dout", (0, 1, 2))})
+            if "dx" in set(case.failing) - set(found):
+                one_tap = (d["KH"], d["KW"]) != (1, 1) and _conv2d_case(
+                    fn, forward, np.random.default_rng(seed), tol=tol, **dict(d, KH=1, KW=1, padding=0)).ok
+                dw_right = "dw" not in case.failing
+                if dw_right or one_tap:
+                    hints.append(("dx is wrong but dw is right: " if dw_right else "a kernel of one tap passes: ")
+                                 + _FLIP2_HINT)
         return finish(title, case, hints, verbose, found)
     return run(title, verbose, body)
