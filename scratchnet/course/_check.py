@@ -49,6 +49,7 @@ import numpy as np
 from .. import losses as _losses
 from ..gradcheck import numerical_gradient, rel_error
 from ..nn import conv1d as _conv1d
+from ..nn import conv2d as _conv2d
 from ..nn import gru as _gru
 from ..nn import lstm as _lstm
 from ..nn import mask as _mask
@@ -67,6 +68,7 @@ REFERENCE = {name: getattr(module, name) for module, names in [
     (_lstm, ("lstm_step_forward", "lstm_step_backward")),
     (_mask, ("mask_forward", "mask_backward")),
     (_conv1d, ("conv1d_forward", "conv1d_backward")),
+    (_conv2d, ("conv2d_forward", "conv2d_backward")),
     (_maxpool1d, ("maxpool1d_forward", "maxpool1d_backward"))] for name in names}
 REFERENCE.update(mse=_losses.mse_loss, kl=_losses.kl_loss, **{"is": _losses.is_loss})
 

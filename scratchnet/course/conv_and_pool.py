@@ -181,8 +181,6 @@ def check_maxpool1d_backward(fn, *, forward=None, seed=0, tol=TOL, verbose=True,
 
 
 # --------------------------------------------------------------------------- conv2d
-REFERENCE.setdefault("conv2d_forward", _conv2d.conv2d_forward)  # taken now, as _check's
-REFERENCE.setdefault("conv2d_backward", _conv2d.conv2d_backward)
 _INPUT_GRAD = _conv2d.conv2d_input_grad  # dx_pad from dout: the reference's own part
 _CONV2D_AXES = {"dx": ("batch", "time", "frequency", "input channel"),
                 "dw": ("kernel row", "kernel column", "input channel", "output channel"),
