@@ -301,8 +301,9 @@ def _polyphase(h, up):
 
 # fastmath lets LLVM run the sum of one output several products at a time (its order, so
 # its rounding, changes: ~1e-15).  The output's input index and phase are stepped, not divided
-# out: a 64-bit division per output had cost more than the 20 products of 16 -> 44.1 kHz
-# (bench: 0.28 -> 0.09 s for 180 s of stereo up, 0.13 -> 0.08 s down).
+# out (a 64-bit division per output, per channel, beside only 20 products for 16 -> 44.1 kHz),
+# and every channel is summed under one phase: 180 s of stereo, one core, 16 -> 44.1 kHz
+# 0.28 -> 0.15-0.17 s, 44.1 -> 16 kHz 0.13 -> 0.10 s.
 @njit(cache=True, nogil=True, fastmath=True)
 def _resample_poly(xT, R, up, down, half, m0, m1, out):
     """Outputs m0..m1-1 of :func:`resample_poly` for the channels xT (C, n), into out (n_out, C):
@@ -311,27 +312,28 @@ def _resample_poly(xT, R, up, down, half, m0, m1, out):
     C, n = xT.shape
     K = R.shape[1]
     step_i, step_p = down // up, down % up  # from output m to m + 1: t grows by down
-    for c in range(C):
-        x = xT[c]
-        t = m0 * down + half  # upsampled time of output m0, plus the filter's delay
-        i = t // up
-        p = t - i * up  # its phase
-        for m in range(m0, m1):
-            lo = i - (K - 1)  # the first input sample under the filter
+    t = m0 * down + half  # upsampled time of output m0, plus the filter's delay
+    i = t // up
+    p = t - i * up  # its phase
+    for m in range(m0, m1):
+        lo = i - (K - 1)  # the first input sample under the filter
+        r = R[p]
+        for c in range(C):  # every channel under one phase: its taps are read once
+            x = xT[c]
             acc = 0.0
             if lo >= 0 and i < n:
-                xs, r = x[lo:i + 1], R[p]  # slices: their loop vectorises (no index wraparound)
+                xs = x[lo:i + 1]  # a slice: its loop vectorises (no index wraparound)
                 for k in range(K):
                     acc += xs[k] * r[k]
             else:  # taps outside the signal read zeros
                 for j in range(max(0, lo), min(n - 1, i) + 1):
-                    acc += x[j] * R[p, j - lo]
+                    acc += x[j] * r[j - lo]
             out[m, c] = acc  # time first, as every signal here
-            i += step_i
-            p += step_p
-            if p >= up:
-                p -= up
-                i += 1
+        i += step_i
+        p += step_p
+        if p >= up:
+            p -= up
+            i += 1
     return out
 
 
