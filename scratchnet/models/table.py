@@ -22,6 +22,7 @@ import numpy as np
 
 from ..nn import activations, affine, context, conv1d, gru, init, lstm, maxpool1d, rnn
 from ..nn.backend import pick
+from ..nn.backend import pick_backward as _backward  # the fast backward takes input_grad
 from . import unet
 
 
@@ -31,14 +32,6 @@ class LayerKind:
     forward: Callable
     backward: Callable
     margin: Optional[Callable] = None
-
-
-def _backward(module, name, *args, input_grad):
-    """Call backward ``name``: the fast one takes ``input_grad``; the readable one always gives dx."""
-    fn = pick(module, name)
-    if fn is getattr(module, name + "_fast", None):
-        return fn(*args, input_grad=input_grad)
-    return fn(*args)
 
 
 def _zeros(shape, rng, dtype):

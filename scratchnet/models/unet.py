@@ -31,7 +31,7 @@ pair both train it, and a learner's function put in their place is used.
 import numpy as np
 
 from ..nn import activations, conv2d, conv2d_transpose, init
-from ..nn.backend import pick
+from ..nn.backend import pick, pick_backward
 
 
 def _names(spec):
@@ -89,10 +89,7 @@ def _conv(h, p, name, stride=1):
 
 
 def _conv_back(dout, cache, input_grad=True):
-    fn = pick(conv2d, "conv2d_backward")
-    if fn is conv2d.conv2d_backward_fast:
-        return fn(dout, cache, input_grad=input_grad)
-    return fn(dout, cache)
+    return pick_backward(conv2d, "conv2d_backward", dout, cache, input_grad=input_grad)
 
 
 def _up(h, p, name, k):

@@ -57,3 +57,13 @@ def pick(module, name):
         if fast is not None:
             return fast
     return getattr(module, name)
+
+
+def pick_backward(module, name, *args, input_grad):
+    """Call backward ``name`` of ``module`` for the backend in force: the fast one takes
+    ``input_grad`` (False skips dx's work and returns None for it); the readable one always
+    gives dx."""
+    fn = pick(module, name)
+    if fn is getattr(module, name + "_fast", None):
+        return fn(*args, input_grad=input_grad)
+    return fn(*args)
