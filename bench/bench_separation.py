@@ -10,7 +10,13 @@ threads, it times, round-robin (so a change in the machine's load touches every 
   separation alone, its resampling and every channel's STFT included;
 - ``command``: the whole ``scratchnet separate FILE -o DIR --force -q`` as a new process:
   start-up and imports, reading, resampling, every channel, writing both stems;
-- ``command --report``: the same with the listening page (audio encoding and figure).
+- ``command --report``: the same with the listening page (audio encoding and figure);
+- ``start-up floor``: a process that does only what any Numba program must: import NumPy,
+  soundfile and Numba and call one cached ``@njit`` function (:func:`_floor_kernel`, its
+  cache made before the timing).  Numba's first call imports its typing and lowering
+  registries, and with them SciPy's BLAS bindings and ``cffi``'s C parser, whatever the
+  function does.  What a command costs beyond its in-process time and this floor is the
+  project's own start-up (its imports, the model's read, reading and writing the files).
 
 The ratios are the command's median time over the in-process median of the same song and
 threads.  Peak memory is the whole process's ``ru_maxrss``.  Every process of a row with n
@@ -71,6 +77,18 @@ def child(path, repeats, name):
     print(json.dumps({"model": separator.name, "times": times, "rss_mb": _common.peak_rss_mb()}))
 
 
+def _floor_kernel(a):
+    return a.sum()
+
+
+def floor_child():
+    """The start-up floor: the imports of any Numba program and one cached kernel's first call."""
+    import numpy as np
+    import soundfile  # noqa: F401
+    from numba import njit
+    njit(cache=True)(_floor_kernel)(np.ones(2))
+
+
 def _cores(threads):
     """A preexec_fn binding the child to the first ``threads`` CPUs this process may use."""
     cpus = sorted(os.sched_getaffinity(0))[:threads]
@@ -94,6 +112,20 @@ def _command(path, out, name, report, env, threads):
     return seconds, usage.ru_maxrss / 1024
 
 
+def _floor(env, threads):
+    """Time one start-up-floor process (``--floor``); returns (seconds, peak RSS MB)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--floor"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_cores(threads))
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"the start-up floor failed: {err.strip()}")
+    return seconds, usage.ru_maxrss / 1024
+
+
 def _in_process(path, name, env, threads):
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", path, "--repeats", "1"]
                          + (["--model", name] if name else []),
@@ -112,12 +144,16 @@ def main():
     p.add_argument("--no-report", action="store_true", help="leave out the --report rows")
     p.add_argument("--no-append", action="store_true")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(args.child, args.repeats, args.model)
-    kinds = ["in-process", "command"] + ([] if args.no_report else ["command --report"])
+    if args.floor:
+        return floor_child()
+    kinds = ["in-process", "command"] + ([] if args.no_report else ["command --report"]) + ["start-up floor"]
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_songs(tmp, args.seconds)
+        _floor(_common.thread_env(1), 1)  # untimed: the floor kernel's cache
         times, rss, model = {}, {}, None
         for _ in range(args.repeats):  # round-robin: every row sees the same machine
             for threads in args.threads:
@@ -126,6 +162,8 @@ def main():
                     for kind in kinds:
                         if kind == "in-process":
                             t, m, model = _in_process(paths[song], args.model, env, threads)
+                        elif kind == "start-up floor":
+                            t, m = _floor(env, threads)
                         else:
                             t, m = _command(paths[song], os.path.join(tmp, "out"), args.model,
                                             kind.endswith("--report"), env, threads)
@@ -137,8 +175,9 @@ def main():
     for (song, threads, kind), ts in times.items():
         t = _common.median(ts)
         base = _common.median(times[(song, threads, "in-process")])
-        rows.append([model, song, threads, kind, t, args.seconds / t,
-                     f"{args.seconds / max(ts):.0f}-{args.seconds / min(ts):.0f}",
+        floor = kind == "start-up floor"  # separates nothing: no real-time factor
+        rows.append([model, song, threads, kind, t, "-" if floor else args.seconds / t,
+                     "-" if floor else f"{args.seconds / max(ts):.0f}-{args.seconds / min(ts):.0f}",
                      "1" if kind == "in-process" else f"{t / base:.2f}", f"{rss[(song, threads, kind)]:.0f}"])
     text = _common.table(["model", "song", "threads", "what", "seconds (median)", "x real time",
                           "x real time range", "/ in-process", "peak RSS MB"], rows)
@@ -146,7 +185,9 @@ def main():
              "taken round-robin.  in-process: `separate_array` on the decoded array after a warm-up "
              "call (resampling and every channel included); command: the whole `scratchnet separate "
              "FILE -o DIR --force -q` process (start-up, imports, reading, resampling, writing); "
-             "--report adds the listening page.  Each process bound to as many CPUs as threads; the "
+             "--report adds the listening page; start-up floor: a process that imports NumPy, soundfile "
+             "and Numba and calls one cached kernel, the least any command here can cost "
+             "(its / in-process: the share of the in-process time it is).  Each process bound to as many CPUs as threads; the "
              "output folder emptied (untimed) before each command.  Peak RSS of the whole process.")
     _common.report("Separation: in-process and the whole command", text,
                    threads=" and ".join(map(str, args.threads)), append=not args.no_append)
