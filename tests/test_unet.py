@@ -34,7 +34,9 @@ def _centred_difference(loss, P, idx, h=1e-6):
 @pytest.mark.parametrize("N,T,F,channels,options", [
     (2, 7, 9, (2, 3, 4), {}), (1, 8, 6, (3, 2), {}), (1, 5, 11, (2, 2, 2, 3), {}),
     (2, 6, 7, (2, 3), dict(unet_rnn=3, cell="gru", bidirectional=True)),  # the U-Net feeding a BiGRU
-    (1, 5, 6, (2, 2), dict(unet_rnn=4))])
+    (1, 5, 6, (2, 2), dict(unet_rnn=4)),
+    (1, 7, 9, (2, 3, 2), dict(unet_skips=False)),  # the ablation: a decoder without skips
+    (1, 5, 6, (2, 3), dict(unet_skips=False, unet_rnn=3, cell="gru"))])
 def test_unet_backward_matches_finite_differences(backend, N, T, F, channels, options):
     with use_backend(backend):
         m = _model(F, channels, **options)
@@ -100,3 +102,5 @@ def test_bad_unet_options_are_refused():
         make_config(arch="unet", unet_channels=[8, 0])
     with pytest.raises(ScratchnetError, match="unet_kernel=4 must be an odd"):
         make_config(arch="unet", unet_kernel=4)
+    with pytest.raises(ScratchnetError, match="unet_skips='no' must be true or false"):
+        make_config(arch="unet", unet_skips="no")

@@ -32,7 +32,7 @@ Architectures (``config["arch"]``)
 ``unet``
     a U-Net over the spectrogram (:mod:`scratchnet.models.unet`): ``unet_channels`` per
     scale, ``unet_kernel`` x ``unet_kernel`` convolutions over time and frequency, each scale
-    halving both axes, skip connections, and a 1 x 1 convolution to the mask's two channels
+    halving both axes, skip connections (``unet_skips``, on by default), and a 1 x 1 convolution to the mask's two channels
     (no dense output layer).  Fully convolutional: it trains on patches and separates a
     chunk of any length.  With ``unet_rnn`` = H, the U-Net's one output channel beside the
     input features feeds a recurrent layer of H units (``cell``, ``bidirectional``), then the
@@ -77,7 +77,7 @@ DEFAULTS = {
     "n_fft": N_FFT, "hop_length": HOP_LENGTH, "window": WINDOW, "seed": 0, "dtype": "float32",
     "inference_seq_len": None, "cell": "relu", "bidirectional": False, "mask_power": 1.0,
     "feature_norm": "per_bin", "level_window": 2.0,
-    "unet_channels": [8, 16, 32, 64], "unet_kernel": 3, "unet_rnn": None,
+    "unet_channels": [8, 16, 32, 64], "unet_kernel": 3, "unet_rnn": None, "unet_skips": True,
 }
 
 #: what a config saved before a key existed meant by its absence (it ran without the feature)
@@ -113,6 +113,8 @@ def make_config(**overrides):
     r = config["unet_rnn"]
     if r is not None and not (isinstance(r, int) and not isinstance(r, bool) and r >= 0):
         raise ScratchnetError(f"unet_rnn={r!r} must be a number of recurrent units, or None")
+    if not isinstance(config["unet_skips"], bool):
+        raise ScratchnetError(f"unet_skips={config['unet_skips']!r} must be true or false")
     if config["n_bins"] is None:
         config["n_bins"] = 1 + n_fft // 2
     return config
@@ -136,6 +138,8 @@ def layer_specs(config):
     if arch == "unet":
         unet = {"kind": "unet", "name": "unet", "channels": list(config["unet_channels"]),
                 "kernel": config["unet_kernel"]}
+        if not config["unet_skips"]:  # an ablation: the decoder without its skip connections
+            unet["skips"] = False
         if not config["unet_rnn"]:  # ends in the mask's two channels itself: no dense output layer
             return [unet]
         # the U-Net's one channel beside the input, into a recurrent layer (cell, bidirectional)

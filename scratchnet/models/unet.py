@@ -10,7 +10,8 @@ The features (N, T, F) are read as one-channel images of T frames by F bins.  Wi
     g_{l-1} = relu(conv([u_l, e_{l-1}], dec_{l-1}))              the skip: e_{l-1} concatenated
     a = conv1x1(g_0, head)                                       N, T, F, 2
 
-starting the way up from ``g_L = e_L``.  The two channels of ``a`` are the two sources'
+starting the way up from ``g_L = e_L``.  Without skips (``unet_skips`` false, an ablation)
+``g_{l-1} = relu(conv(u_l, dec_{l-1}))``: the way up sees only what passed the bottom.  The two channels of ``a`` are the two sources'
 ``a_1, a_2`` of Huang's joint soft mask (:mod:`scratchnet.nn.mask`), laid out as (N, T, 2F).
 Feeding a recurrent layer instead (``unet_rnn``), the head has one channel and the layer
 gives ``[x, a]`` (N, T, 2F): each frame's features beside what the U-Net made of their
@@ -41,10 +42,11 @@ def _names(spec):
     out = [("enc0", (k, k, 1, c[0]), "conv")]
     for l in range(1, L + 1):
         out += [(f"down{l}", (k, k, c[l - 1], c[l]), "conv"), (f"enc{l}", (k, k, c[l], c[l]), "conv")]
+    cat = 2 if spec.get("skips", True) else 1  # the decoder reads [u_l, e_{l-1}], or u_l alone
     for l in range(L, 0, -1):
         # a transposed convolution's weight is that of the convolution it is the adjoint of
         out += [(f"up{l}", (k, k, c[l - 1], c[l]), "transpose"),
-                (f"dec{l - 1}", (k, k, 2 * c[l - 1], c[l - 1]), "conv")]
+                (f"dec{l - 1}", (k, k, cat * c[l - 1], c[l - 1]), "conv")]
     return out + [("head", (1, 1, c[0], spec.get("head", 2)), "conv")]
 
 
@@ -125,8 +127,9 @@ def unet_forward(h, p, spec):
         H, W = skips[l - 1].shape[1:3]
         caches[f"up{l}/size"] = z.shape[1:3]
         u, caches[f"up{l}/relu"] = relu(z[:, :H, :W])  # cropped to the skip's size
-        cat = np.concatenate([u, skips[l - 1]], axis=-1)  # N,H,W,2c
-        z, caches[f"dec{l - 1}"] = _conv(cat, p, f"dec{l - 1}")
+        if spec.get("skips", True):
+            u = np.concatenate([u, skips[l - 1]], axis=-1)  # N,H,W,2c
+        z, caches[f"dec{l - 1}"] = _conv(u, p, f"dec{l - 1}")
         g, caches[f"dec{l - 1}/relu"] = relu(z)
     a, caches["head"] = _conv(g, p, "head")  # N,T,F,2 (or N,T,F,1 feeding a recurrent layer)
     out = np.ascontiguousarray(a.transpose(0, 1, 3, 2)).reshape(N, T, a.shape[3] * F)
@@ -157,7 +160,10 @@ def unet_backward(dout, caches, p, spec, input_grad):
         dz = relu_back(dg, caches[f"dec{l - 1}/relu"])
         dcat, *g = _conv_back(dz, caches[f"dec{l - 1}"])
         keep(f"dec{l - 1}", *g)
-        du, dskips[l - 1] = dcat[..., :c[l - 1]], dcat[..., c[l - 1]:]
+        if spec.get("skips", True):
+            du, dskips[l - 1] = dcat[..., :c[l - 1]], dcat[..., c[l - 1]:]
+        else:
+            du = dcat
         dz_crop = relu_back(du, caches[f"up{l}/relu"])
         Hf, Wf = caches[f"up{l}/size"]
         dz = np.zeros((N, Hf, Wf, c[l - 1]), dz_crop.dtype)
@@ -167,7 +173,7 @@ def unet_backward(dout, caches, p, spec, input_grad):
     # dg is now the gradient at g_L = e_L; walk the encoder up, adding each skip's share
     de = dg
     for l in range(L, 0, -1):
-        if l < L:
+        if l < L and dskips[l] is not None:
             de = de + dskips[l]
         dz = relu_back(de, caches[f"enc{l}/relu"])
         dd, *g = _conv_back(dz, caches[f"enc{l}"])
@@ -175,7 +181,8 @@ def unet_backward(dout, caches, p, spec, input_grad):
         dz = relu_back(dd, caches[f"down{l}/relu"])
         de, *g = _conv_back(dz, caches[f"down{l}"])
         keep(f"down{l}", *g)
-    de = de + dskips[0]
+    if dskips[0] is not None:
+        de = de + dskips[0]
     dz = relu_back(de, caches["enc0/relu"])
     dx, *g = _conv_back(dz, caches["enc0"], input_grad)
     keep("enc0", *g)
