@@ -194,6 +194,8 @@ def _add_train(sub):
     p.add_argument("--n-fft", type=int, default=None, help="STFT frame length (default 1024)")
     p.add_argument("--hop-length", type=int, default=None, help="STFT hop (default 512)")
     p.add_argument("--window", default=None, choices=WINDOWS, help="STFT window (default sine)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="the rate the network runs at, at most 16000 (default 16000; SH-4stack: 8000)")
     p.add_argument("--split", default=None, choices=SPLITS)
     p.add_argument("--objective", default=None, choices=OBJECTIVES)
     p.add_argument("--gamma", type=float, default=None, help="discriminative weight (0 = off)")

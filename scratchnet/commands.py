@@ -426,7 +426,7 @@ def cmd_curves(args):
 
 #: train's flags that set a model option, and those that set a training option.
 _MODEL_FLAGS = ("arch", "hidden", "layers", "context", "features", "feature_norm", "cell", "bidirectional",
-                "n_fft", "hop_length", "window")
+                "n_fft", "hop_length", "window", "sample_rate")
 _TRAIN_FLAGS = {"data": "data", "layout": "layout", "split": "split", "objective": "objective",
                 "gamma": "gamma",
                 "floor": "floor", "optimizer": "optimizer", "lr": "lr", "lr_decay": "lr_decay",

@@ -269,8 +269,12 @@ def check_target(target):
 
 
 def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LENGTH,
-               window=WINDOW, target="magnitude", dtype=np.float32):
+               window=WINDOW, target="magnitude", dtype=np.float32, rate=SAMPLE_RATE):
     """Spectra (T, F) of one circular shift: the mixture's magnitude and the two sources' targets.
+
+    The sources are at :data:`~scratchnet.signal.SAMPLE_RATE` (16 kHz) and ``shift`` counts
+    their samples; a model that runs at a lower ``rate`` (its ``sample_rate``) gets both
+    resampled to it after the shift, before the STFT.
 
     ``target="magnitude"`` (Huang's) gives the sources' magnitudes |S|.  ``"phase_sensitive"``
     gives the part of each source that lies along the mixture's phase, which is all a mask on
@@ -284,6 +288,8 @@ def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LE
     """
     check_target(target)
     acc = np.roll(accompaniment, shift) if shift else accompaniment
+    if rate != SAMPLE_RATE:
+        vocals, acc = (audio.resample(y, SAMPLE_RATE, rate) for y in (vocals, acc))
     kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
     V = stft(vocals, **kw)
     A = stft(acc, **kw)
@@ -297,6 +303,11 @@ def magnitudes(vocals, accompaniment, shift=0, *, n_fft=N_FFT, hop_length=HOP_LE
         tV, tA = ((S * X.conj()).real / safe for S in (V, A))
         tV, tA = np.clip(tV, 0.0, absX), np.clip(tA, 0.0, absX)
     return (absX.T.astype(dtype), tV.T.astype(dtype), tA.T.astype(dtype))
+
+
+def _resampled_length(n, rate):
+    """Samples of a 16 kHz signal of n samples resampled to ``rate`` (:func:`audio.resample`)."""
+    return n if rate == SAMPLE_RATE else -(-n * rate // SAMPLE_RATE)
 
 
 class SequenceStream:
@@ -320,7 +331,8 @@ class SequenceStream:
     """
 
     def __init__(self, sources, *, seq_len=100, batch_size=10, shift_step=10000, pool=32, augment=None,
-                 seed=0, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, target="magnitude"):
+                 seed=0, n_fft=N_FFT, hop_length=HOP_LENGTH, window=WINDOW, target="magnitude",
+                 rate=SAMPLE_RATE):
         if seq_len < 1 or batch_size < 1:
             raise ScratchnetError(f"{seq_len=} and {batch_size=} must be positive")
         self.sources = sources  # list of (vocals, accompaniment) waveforms
@@ -330,6 +342,7 @@ class SequenceStream:
         self.seq_len, self.batch_size, self.pool = seq_len, batch_size, pool
         self.stft_kw = dict(n_fft=n_fft, hop_length=hop_length, window=window)
         self.target = target  # the sources' training targets: see magnitudes()
+        self.rate = rate  # the model's: the 16 kHz sources are resampled to it (magnitudes())
         self.pairs = [(i, s) for i, n in enumerate(self.lengths)
                       for s in circular_shifts(n, shift_step)]
         self.seed = seed
@@ -338,13 +351,13 @@ class SequenceStream:
     def _example(self, rng, i, shift):
         """Magnitudes (X, V, A) of training pair (clip i, shift), augmented if asked."""
         if self.augment is None:
-            return magnitudes(*self.sources[i], shift, target=self.target, **self.stft_kw)
+            return magnitudes(*self.sources[i], shift, target=self.target, rate=self.rate, **self.stft_kw)
         return magnitudes(*self.augment(rng, self.sources, i, shift), 0, target=self.target,
-                          **self.stft_kw)
+                          rate=self.rate, **self.stft_kw)
 
     def frames_per_epoch(self):
         hop = self.stft_kw["hop_length"]
-        return sum(1 + self.lengths[i] // hop for i, _ in self.pairs)
+        return sum(1 + _resampled_length(self.lengths[i], self.rate) // hop for i, _ in self.pairs)
 
     def batches_per_epoch(self):
         return self.frames_per_epoch() // (self.seq_len * self.batch_size)

@@ -8,7 +8,8 @@ A separator is any object with
 - ``vocal_mask(mixture) -> mask`` (F, T) in [0, 1] with ``stft_kw``, the STFT it belongs to:
   a separator that has it separates a song of any number of channels with one mask
   (:func:`separate_channels`; with ``vocal_mask_of(S)`` too, from the channels' STFTs
-  already made); any other is run on each channel alone.
+  already made); any other is run on each channel alone, but one with ``multichannel``
+  true, whose ``separate`` takes (n, C) itself (a network that runs at a rate below 16 kHz).
 
 The baselines (:mod:`scratchnet.baselines`) and the networks (:class:`ModelSeparator`) all
 follow it, so ``scratchnet evaluate``, ``scratchnet separate`` and ``scratchnet figure`` treat
@@ -30,7 +31,7 @@ import numpy as np
 from . import audio, pretrained
 from .errors import ScratchnetError
 from .files import new_folder
-from .models.config import stft_options
+from .models.config import model_rate, stft_options
 from .signal import HOP_LENGTH, SAMPLE_RATE, istft, stft
 
 DEFAULT_MODEL = pretrained.path_of(None)  # the file of the default shipped model
@@ -46,12 +47,23 @@ class ModelSeparator:
     seq_len : int or None
         Run the recurrence over sequences of this many frames (restarting the state, as in
         training); None runs the whole input as one sequence.
+
+    Notes
+    -----
+    A model whose network runs below 16 kHz (its ``sample_rate``) is given every mixture
+    resampled to that rate, and its vocals resampled back to 16 kHz; the accompaniment is the
+    mixture minus them, so the two sum to the mixture exactly and the band above the model's
+    Nyquist rate goes to the accompaniment.  Such a separator takes several channels in
+    ``separate`` itself (``multichannel``): one mask from the channels' mean, as
+    :func:`separate_channels` does at 16 kHz.  Its :attr:`stft_kw` and masks are at its rate.
     """
     needs_references = False
 
     def __init__(self, model, *, seq_len=None, name="drnn", mask_power=None):
         self.model, self.seq_len, self.name = model, seq_len, name
         self.stft_kw = stft_options(model.config)  # the STFT the model was trained with
+        self.rate = model_rate(model.config)  # and the rate it runs at
+        self.multichannel = self.rate != SAMPLE_RATE
         self.mask_power = float(model.config.get("mask_power", 1.0) if mask_power is None else mask_power)
         if not (np.isfinite(self.mask_power) and self.mask_power > 0):
             raise ScratchnetError(f"mask power {self.mask_power} must be a positive number")
@@ -60,6 +72,9 @@ class ModelSeparator:
     SAFE_SEQ_LEN = 100
 
     def separate(self, mixture, references=None):
+        if self.rate != SAMPLE_RATE:
+            vocals = self._vocals_resampled(np.asarray(mixture, dtype=np.float64))
+            return vocals, mixture - vocals
         S = stft(mixture.astype(np.float64), **self.stft_kw)  # F,T
         y1, y2, scale = self._estimates(S)
         # The masks are applied to the mixture's complex STFT: y / |X| times S keeps its phase.
@@ -68,9 +83,24 @@ class ModelSeparator:
         accompaniment = istft(S * (y2 * scale).T, **kw)
         return vocals, accompaniment
 
+    def _vocals_resampled(self, x):
+        """The vocals (x's shape, 16 kHz) of a 16 kHz mixture x (n,) or (n, C) through a
+        network at ``rate``: one mask from the channels' mean, applied to each channel."""
+        xr = audio.resample(x, SAMPLE_RATE, self.rate)
+        chans = xr.reshape(xr.shape[0], -1)  # m,C
+        specs = [stft(chans[:, c], **self.stft_kw) for c in range(chans.shape[1])]
+        mask = self.vocal_mask_of(sum(specs) / len(specs)).astype(np.float64)
+        kw = dict(self.stft_kw, length=xr.shape[0])
+        vocals = np.stack([istft(S * mask, **kw) for S in specs], axis=1)  # m,C at the model's rate
+        return _fit(audio.resample(vocals, self.rate, SAMPLE_RATE), x.shape[0]).reshape(x.shape)
+
     def vocal_mask(self, mixture):
-        """The vocal mask ``y1 / |X|`` (F, T) of ``mixture`` (n,), in [0, 1]; 0 where |X| = 0."""
-        return self.vocal_mask_of(stft(mixture.astype(np.float64), **self.stft_kw))
+        """The vocal mask ``y1 / |X|`` (F, T) of ``mixture`` (n,), in [0, 1]; 0 where |X| = 0.
+        ``mixture`` is at 16 kHz; the mask is in the grid of :attr:`stft_kw` at :attr:`rate`."""
+        x = mixture.astype(np.float64)
+        if self.rate != SAMPLE_RATE:
+            x = audio.resample(x, SAMPLE_RATE, self.rate)
+        return self.vocal_mask_of(stft(x, **self.stft_kw))
 
     def vocal_mask_of(self, S):
         """The vocal mask (F, T) of a mixture's STFT ``S`` (F, T), made with :attr:`stft_kw`."""
@@ -154,7 +184,7 @@ def separate_channels(separator, x):
     back to it exactly, even where the channels cancel in the mean (|X| = 0 there: m = 0,
     all to the accompaniment).  A separator without ``vocal_mask`` is run on each channel.
     """
-    if x.ndim == 1:
+    if x.ndim == 1 or getattr(separator, "multichannel", False):
         return separator.separate(x)
     if not hasattr(separator, "vocal_mask"):  # a separator of one's own: channel by channel
         pairs = [separator.separate(x[:, c]) for c in range(x.shape[1])]
@@ -254,6 +284,9 @@ def separate_chunked(separator, mixture, *, chunk=30 * SAMPLE_RATE, overlap=2 * 
         # signal's frames (but for n_fft/2 samples at its edges), and only the recurrent
         # state differs.
         hop = getattr(separator, "stft_kw", {}).get("hop_length", HOP_LENGTH)
+        rate = getattr(separator, "rate", SAMPLE_RATE)  # a hop at the network's rate, in 16 kHz samples
+        if (hop * SAMPLE_RATE) % rate == 0:
+            hop = hop * SAMPLE_RATE // rate
         chunk, overlap = hop * max(1, round(chunk / hop)), hop * max(1, round(overlap / hop))
         if overlap >= chunk:
             raise ScratchnetError(f"{overlap=} must be shorter than {chunk=}")

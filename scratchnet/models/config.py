@@ -59,10 +59,14 @@ windows of 0 to 1000 s: on MIR-1K's clips it scores as the network did without i
 
 The STFT (``n_fft``, ``hop_length``, ``window``) is part of the config: a model is trained,
 validated and run with one STFT, and ``n_bins = 1 + n_fft // 2`` follows from it unless a
-test gives ``n_bins`` alone.
+test gives ``n_bins`` alone.  So is the rate the network runs at (``sample_rate``, default
+16 kHz, at most that): songs are brought to 16 kHz first, as ever, and a model at a lower rate
+(SH-4stack's 8 kHz with a 1024/256 STFT, say) hears its clips resampled again, in training as in
+separation; its vocals are resampled back to 16 kHz and the accompaniment is the mixture minus
+them, so the band above its Nyquist rate goes to the accompaniment.  It is scored at 16 kHz.
 """
 from ..errors import ScratchnetError
-from ..signal import HOP_LENGTH, N_FFT, WINDOW
+from ..signal import HOP_LENGTH, N_FFT, SAMPLE_RATE, WINDOW
 
 ARCHS = ("dnn", "drnn-1", "drnn-2", "drnn-3", "srnn", "hybrid", "unet")
 FEATURES = ("magnitude", "log1p")
@@ -78,6 +82,7 @@ DEFAULTS = {
     "inference_seq_len": None, "cell": "relu", "bidirectional": False, "mask_power": 1.0,
     "feature_norm": "per_bin", "level_window": 2.0,
     "unet_channels": [8, 16, 32, 64], "unet_kernel": 3, "unet_rnn": None, "unet_skips": True,
+    "sample_rate": SAMPLE_RATE,
 }
 
 #: what a config saved before a key existed meant by its absence (it ran without the feature)
@@ -113,6 +118,10 @@ def make_config(**overrides):
     r = config["unet_rnn"]
     if r is not None and not (isinstance(r, int) and not isinstance(r, bool) and r >= 0):
         raise ScratchnetError(f"unet_rnn={r!r} must be a number of recurrent units, or None")
+    sr = config["sample_rate"]
+    if not (isinstance(sr, int) and not isinstance(sr, bool) and 1000 <= sr <= SAMPLE_RATE):
+        raise ScratchnetError(f"sample_rate={sr!r} must be an integer number of Hz from 1000 to "
+                              f"{SAMPLE_RATE} (the rate songs are brought to first)")
     if not isinstance(config["unet_skips"], bool):
         raise ScratchnetError(f"unet_skips={config['unet_skips']!r} must be true or false")
     if config["n_bins"] is None:
@@ -129,6 +138,12 @@ def stft_options(config):
     """
     return {"n_fft": config.get("n_fft", N_FFT), "hop_length": config.get("hop_length", HOP_LENGTH),
             "window": config.get("window", WINDOW)}
+
+
+def model_rate(config):
+    """The sample rate a model config's network runs at (``sample_rate``; configs saved before
+    the key existed ran at :data:`~scratchnet.signal.SAMPLE_RATE`)."""
+    return config.get("sample_rate", SAMPLE_RATE)
 
 
 def layer_specs(config):

@@ -19,8 +19,7 @@ from .. import files
 from ..errors import ScratchnetError
 from ..nn import level, mask
 from ..nn.backend import pick
-from ..signal import SAMPLE_RATE
-from .config import ABSENT, layer_specs, make_config
+from .config import ABSENT, layer_specs, make_config, model_rate
 from .table import LAYERS
 
 
@@ -82,7 +81,7 @@ class Model:
         w = self.config["level_window"]
         if w is None:
             return None
-        return int(round(w / 2 * SAMPLE_RATE / self.config["hop_length"]))
+        return int(round(w / 2 * model_rate(self.config) / self.config["hop_length"]))
 
     def level_gains(self, X):
         """The gains (N, T) that bring X (N, T, F) to the training level (None without

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import data
 from ..files import new_folder
-from ..models.config import stft_options
+from ..models.config import model_rate, stft_options
 from ..nn import use_backend
 from .checkpoint import RunFolder, restore
 from .config import (BatchLBFGS, TrainingDiverged, make_augment, make_loss, make_optimizer,
@@ -119,7 +119,8 @@ def run_stage(run):
     seq_len, n_epochs, *cap = cfg.stages[state["stage"]]  # [seq_len, epochs(, max batches)]
     stream = data.SequenceStream(run.sources, seq_len=seq_len, batch_size=cfg.batch_size,
                                  shift_step=cfg.shift_step, seed=cfg.seed, augment=make_augment(cfg),
-                                 target=cfg.target, **stft_options(run.model.config))
+                                 target=cfg.target, rate=model_rate(run.model.config),
+                                 **stft_options(run.model.config))
     n_batches = stream.batches_per_epoch()
     cap = cap[0] if cap else cfg.max_batches_per_epoch
     if cap:

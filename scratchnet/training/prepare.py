@@ -13,7 +13,7 @@ import numpy as np
 from .. import data
 from ..errors import ScratchnetError
 from ..models import Model, load_model, make_config
-from ..models.config import stft_options
+from ..models.config import model_rate, stft_options
 
 #: Huang et al. kept 25 of their 175 training clips for model selection: one in seven.
 VALID_SHARE = 25 / 175
@@ -40,7 +40,7 @@ def feature_stats(model, sources, max_clips=60):
     -------
     mean, std : ndarray, shape (F,), the model's dtype
     """
-    stft_kw = stft_options(model.config)
+    stft_kw = dict(stft_options(model.config), rate=model_rate(model.config))
     Xs = [data.magnitudes(v, a, 0, **stft_kw)[0] for v, a in sources[:max_clips]]  # T_i,F each
     if model.config["level_window"] is not None:
         model.buffers["level"] = np.array([reference_level(Xs)], model.dtype)
@@ -63,7 +63,8 @@ def with_level(model, sources, window):
     This is how the shipped models were made independent of level (their model cards).
     """
     from ..models import Ensemble
-    stft_kw = stft_options(model.config)  # an ensemble's members share one STFT: one reference
+    # an ensemble's members share one STFT (and rate): one reference
+    stft_kw = dict(stft_options(model.config), rate=model_rate(model.config))
     ref = reference_level([data.magnitudes(v, a, 0, **stft_kw)[0] for v, a in sources])
 
     def leveled(m):
@@ -159,7 +160,8 @@ def check_stages(cfg, sources, model):
     """Refuse stages whose epoch would hold no batch (clips too short for ``seq_len``)."""
     for seq_len, *_ in cfg.stages:
         stream = data.SequenceStream(sources, seq_len=seq_len, batch_size=cfg.batch_size,
-                                     shift_step=cfg.shift_step, **stft_options(model.config))
+                                     shift_step=cfg.shift_step, rate=model_rate(model.config),
+                                     **stft_options(model.config))
         if stream.batches_per_epoch() == 0:
             raise ScratchnetError(
                 f"the training clips give {stream.frames_per_epoch()} frames per epoch, too few for "
