@@ -9,6 +9,7 @@ includes ``recurrence_forward``).  For a sampling view of the same run:
 
     python bench/profile_step.py --arch drnn-2 --hidden 1000
     python bench/profile_step.py --arch hybrid --threads 2
+    python bench/profile_step.py --config configs/unet_bigru_eq.json    # a training config's model
 """
 import argparse
 import collections
@@ -44,6 +45,8 @@ def main():
     p.add_argument("--hidden", type=int, default=1000)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--config", default=None, help="take the model options of this training config "
+                   "(--arch and --hidden are then ignored)")
     p.add_argument("--append", action="store_true", help="also append the table to RESULTS.md")
     args = p.parse_args()
     _common.set_threads(args.threads)
@@ -51,19 +54,25 @@ def main():
     from _train_worker import GAMMA, LR, make_batch
     from scratchnet import losses, optimizers
     from scratchnet.models import Model, make_config
-    from scratchnet.nn import activations, affine, context, conv1d, mask, maxpool1d, rnn
+    from scratchnet.nn import activations, affine, context, conv1d, conv2d, conv2d_transpose, gru, lstm, mask, maxpool1d, rnn
 
     totals = collections.defaultdict(float)
-    for module in (affine, activations, context, conv1d, maxpool1d, mask, rnn):
+    for module in (affine, activations, context, conv1d, conv2d, conv2d_transpose, gru, lstm, maxpool1d, mask, rnn):
         name = module.__name__.split(".")[-1]
         name = "relu" if name == "activations" else name
         for suffix in ("_forward", "_backward", "_forward_fast", "_backward_fast"):
             timed(module, name + suffix, totals)
-    for name in ("recurrence_forward", "recurrence_backward"):
-        timed(rnn, name, totals)
+    for module in (rnn, gru, lstm):
+        for name in ("recurrence_forward", "recurrence_backward"):
+            timed(module, name, totals)
     timed(losses, "mse_loss", totals)
 
-    overrides = {"arch": args.arch} if args.arch == "hybrid" else {"arch": args.arch, "hidden": args.hidden}
+    if args.config:
+        import json
+        with open(args.config) as f:
+            overrides = json.load(f)["model"]
+    else:
+        overrides = {"arch": args.arch} if args.arch == "hybrid" else {"arch": args.arch, "hidden": args.hidden}
     model = Model(make_config(**overrides))
     opt = optimizers.Adam(lr=LR)
     X, t1, t2 = make_batch(10, 100, 513)
@@ -88,7 +97,8 @@ def main():
     rows = [["whole step", per_step * 1e3, 100.0]]
     rows += [[k, v / args.steps * 1e3, 100 * v / args.steps / per_step]
              for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
-    what = args.arch if args.arch == "hybrid" else f"{args.arch}, hidden {args.hidden}"
+    what = (args.config if args.config else args.arch if args.arch == "hybrid"
+            else f"{args.arch}, hidden {args.hidden}")
     text = _common.table(["function", "ms per step", "% of step"], rows)
     text += f"\n\n{what}; batch 10 x 100 x 513, float32; {args.steps} steps after 2 warm-up steps."
     _common.report(f"Time per training step by function: {what}", text, threads=args.threads,
