@@ -330,3 +330,15 @@ def test_no_hint_when_nothing_reproduces_the_learners_numbers(capsys):
         return tuple(out)
     ok, out = run_check(capsys, course.check_rnn_step_backward, step_noise)
     assert not ok and "FAIL dWh" in out and "hint" not in out, out
+
+
+def test_the_speed_line_reports_the_measured_ratio_against_its_threshold(capsys):
+    """check_conv_speed's verdict is a speed, not an error: the line gives the ratio and the 5x."""
+    from scratchnet.course._guard import check_conv_speed, conv1d_backward_loops
+    ok, out = run_check(capsys, check_conv_speed, conv1d.conv1d_backward_fast)
+    line = next(ln for ln in out.splitlines() if ln.split()[1:2] == ["speed"])
+    assert ok and line.startswith("PASS speed") and line.endswith("x the loops (needs >= 5x)"), out
+    assert float(line.split()[2].rstrip("x")) >= 5 and "rel. error" not in line
+    ok, out = run_check(capsys, check_conv_speed, conv1d_backward_loops)
+    line = next(ln for ln in out.splitlines() if ln.split()[1:2] == ["speed"])
+    assert not ok and line.startswith("FAIL speed") and "(needs >= 5x)" in line and "hint: a Python loop" in out, out
