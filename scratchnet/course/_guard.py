@@ -45,6 +45,7 @@ import types
 import numpy as np
 
 from ..gradcheck import rel_error
+from . import _times
 
 TOL = 1e-7
 
@@ -307,6 +308,7 @@ def grade(check, fn, *args, name=None, given=(), **kwargs):
         print(f"{_title(check, kwargs)}\nFAIL {name} is scratchnet's own {where}: it cannot score while "
               f"{name} is graded -- write your own")
         RESULTS[name] = False
+        _times.record(name, False)
         raise NotPassed(f"{name}: scratchnet's own {where} cannot score here")
     swaps = _Swaps()
     try:
@@ -329,6 +331,7 @@ def grade(check, fn, *args, name=None, given=(), **kwargs):
     finally:
         swaps.restore()
     RESULTS[name] = ok  # a failure raises: the last result of a cell is the cell's
+    _times.record(name, ok)  # when each check ran, for the course's time table (_times.py)
     if not ok:
         raise NotPassed(f"{name} did not pass {_title(check, kwargs)}: the FAIL and hint lines above say "
                         f"which quantity is wrong and why")
