@@ -665,8 +665,9 @@ def check_train_step(fn, *, gamma=0.05, seed=0, arch="drnn-2", verbose=True):
                 hints.append("the targets are swapped: y1 estimates the vocals V, y2 the accompaniment A")
         moved = [n for n in theirs.params if not np.array_equal(mine.params[n], start.params[n])]
         wrong = [n for n in theirs.params if not _close(mine.params[n], theirs.params[n], 1e-7)]
-        rows.append(("weights", 0.0 if not wrong else f"{len(wrong)} of {len(theirs.params)} tensors not as "
-                                                      f"scratchnet's step moves them ({', '.join(wrong[:3])}...)"))
+        rows.append(("weights", f"all {len(theirs.params)} tensors moved as scratchnet's step moves them", True)
+                    if not wrong else ("weights", f"{len(wrong)} of {len(theirs.params)} tensors not as "
+                                                  f"scratchnet's step moves them ({', '.join(wrong[:3])}...)"))
         if wrong and not moved:
             hints.append("no weight moved: call opt.step(model.params, grads) with the grads of model.backward")
         elif wrong:
@@ -721,7 +722,7 @@ def check_train_loop(fn, *, steps=7, batches=3, verbose=True):
         got = [float(c) for c in rec.calls]
         rows, hints = [], []
         if got == want:
-            rows.append(("batches", 0.0))
+            rows.append(("batches", f"{steps} batches in order (epoch 0's {batches}, then epoch 1's ...)", True))
         else:
             rows.append(("batches", f"train_step got {len(got)} batches, expected {steps} (epoch 0's {batches}, then epoch 1's ...)"))
             if len(got) != steps:
@@ -734,7 +735,8 @@ def check_train_loop(fn, *, steps=7, batches=3, verbose=True):
             ok = h == [float(i + 1) / 10 for i in range(len(rec.calls))]
         except TypeError:
             ok = False
-        rows.append(("losses", 0.0 if ok else "the loop must return the list of the losses train_step returned, in order"))
+        rows.append(("losses", "the losses train_step returned, in order", True) if ok else
+                    ("losses", "the loop must return the list of the losses train_step returned, in order"))
         return _lines(title, rows, hints, 1e-9, verbose, what="error")
     return _safe(title, verbose, body)
 
